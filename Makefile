@@ -1,0 +1,52 @@
+# watchfloor: `make up` (the Compose stack) and `make test` (the whole suite) are the two commands.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SOURCES := libs tests benchmarks
+
+.PHONY: help install test test-unit test-integration lint format bench lock clean-venv
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install watchfloor with its pinned dependencies
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "watchfloor needs Python >= 3.11 (set PYTHON=python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[fastapi,dev]'
+	@touch $(STAMP)
+
+test: install ## run the whole suite (unit, integration; e2e skips without Docker)
+	$(BIN)/pytest
+
+test-unit: install ## unit tests only
+	$(BIN)/pytest tests/unit
+
+test-integration: install ## integration tests against real local components
+	$(BIN)/pytest tests/integration
+
+lint: install ## ruff check, ruff format --check, mypy (strict) on libs/
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy
+
+format: install ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix $(SOURCES)
+	$(BIN)/ruff format $(SOURCES)
+
+bench: install ## run the benchmarks; each figure is printed as a ratio to its baseline
+	$(BIN)/python benchmarks/run.py
+
+lock: ## re-resolve requirements.lock from pyproject.toml in a scratch venv
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -e '.[fastapi,dev]'
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^watchfloor' > requirements.lock
+	rm -rf .lock-venv
+
+clean-venv: ## remove the virtualenv
+	rm -rf $(VENV)
