@@ -1,0 +1,93 @@
+"""The audit hash chain: intact chains verify; modification, removal and reordering are caught."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from watchfloor.logging import audit, configure_logging, shutdown_logging, verify_audit_chain
+
+
+def _audit_events(count: int, **configure) -> list[dict]:
+    stream = io.StringIO()
+    configure_logging("audit-test", stream=stream, **configure)
+    for index in range(count):
+        audit("order.cancel", actor=f"trader-{index % 3}", order_id=f"o-{index}", reason="risk")
+    shutdown_logging()
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_audit_event_fields():
+    (event,) = _audit_events(1)
+    assert event["event"]["kind"] == "audit"
+    assert event["event"]["dataset"] == "watchfloor.audit"
+    assert event["event"]["action"] == "order.cancel"
+    assert event["user"]["name"] == "trader-0"
+    assert event["order_id"] == "o-0"
+    assert event["audit"]["sequence"] == 1
+    assert event["audit"]["previous_hash"] == "0" * 64
+    assert len(event["audit"]["hash"]) == 64
+    assert event["log"]["origin"]["function"] == "_audit_events"
+
+
+def test_intact_chain_verifies_from_dicts_and_lines():
+    events = _audit_events(20)
+    assert verify_audit_chain(events)
+    assert verify_audit_chain(json.dumps(e) for e in events).checked == 20
+
+
+def test_modified_event_is_detected():
+    events = _audit_events(10)
+    events[4]["user"]["name"] = "someone-else"
+    result = verify_audit_chain(events)
+    assert not result
+    assert result.broken_at == 4
+    assert "hash" in (result.reason or "")
+
+
+def test_removed_event_is_detected():
+    events = _audit_events(10)
+    del events[6]
+    result = verify_audit_chain(events)
+    assert not result and result.broken_at == 6
+
+
+def test_reordered_events_are_detected():
+    events = _audit_events(10)
+    events[2], events[3] = events[3], events[2]
+    result = verify_audit_chain(events)
+    assert not result and result.broken_at == 2
+
+
+def test_rehashed_forgery_is_detected_by_the_next_link():
+    from watchfloor.logging.audit import canonical_hash
+
+    events = _audit_events(5)
+    events[1]["order_id"] = "forged"
+    events[1]["audit"]["hash"] = canonical_hash(events[1])
+    result = verify_audit_chain(events)
+    assert not result and result.broken_at == 2
+
+
+def test_audit_needs_action_and_actor():
+    with pytest.raises(ValueError, match="action and actor"):
+        audit("", actor="x")
+
+
+def test_chain_continues_across_restarts_with_a_spool(tmp_path: Path):
+    first = _audit_events(3, logstash_host="127.0.0.1", logstash_port=9, spool_dir=str(tmp_path))
+    second = _audit_events(2, logstash_host="127.0.0.1", logstash_port=9, spool_dir=str(tmp_path))
+    assert [e["audit"]["sequence"] for e in second] == [4, 5]
+    assert verify_audit_chain(first + second)
+    assert not verify_audit_chain(first[:2] + second)
+
+
+def test_audit_events_pass_whatever_the_log_level():
+    stream = io.StringIO()
+    configure_logging("audit-level", stream=stream, level="ERROR")
+    audit("config.change", actor="ops")
+    shutdown_logging()
+    assert json.loads(stream.getvalue())["event"]["action"] == "config.change"
