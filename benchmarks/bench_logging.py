@@ -19,10 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import report  # noqa: E402
-
-from watchfloor.logging import configure_logging, shutdown_logging  # noqa: E402
-from watchfloor.metrics.shipping import LOG_EVENTS_SHIPPED  # noqa: E402
+from _common import report
+from watchfloor.logging import configure_logging, shutdown_logging
+from watchfloor.metrics.shipping import LOG_EVENTS_SHIPPED
 
 EXTRA = {"order_id": "o-1", "symbol": "AAPL", "qty": 100, "price": 187.5, "strategy": "momo"}
 CALLS = 20_000

@@ -21,7 +21,7 @@ def _docker_unavailable_reason() -> str | None:
 
         client = docker.from_env(timeout=5)
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no usable engine here
+    except Exception as exc:
         return f"no reachable Docker engine ({type(exc).__name__}: {exc})"
     return None
 

@@ -25,7 +25,9 @@ def test_log_events_reach_a_real_logstash_beats_input(tmp_path):
         .with_env("LS_JAVA_OPTS", "-Xms256m -Xmx256m")
         .with_command(["logstash", "-e", PIPELINE])
         .with_exposed_ports(5044)
-        .waiting_for(LogMessageWaitStrategy("Starting server on port: 5044").with_startup_timeout(180))
+        .waiting_for(
+            LogMessageWaitStrategy("Starting server on port: 5044").with_startup_timeout(180)
+        )
     )
     with logstash:
         configure_logging(
@@ -68,7 +70,7 @@ def test_spans_reach_jaeger_v2_over_otlp_http():
         deadline = time.monotonic() + 60
         spans: list[dict] = []
         while not spans and time.monotonic() < deadline:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local container
+            with urllib.request.urlopen(url, timeout=5) as response:
                 spans = [s for t in json.load(response).get("data", []) for s in t["spans"]]
             time.sleep(1)
     assert [s["operationName"] for s in spans] == ["order.submit"]

@@ -61,7 +61,9 @@ def test_threads_get_it_through_copied_context():
     seen: list[str | None] = []
     with correlation_scope("threaded"):
         context = contextvars.copy_context()
-        thread = threading.Thread(target=context.run, args=(lambda: seen.append(get_correlation_id()),))
+        thread = threading.Thread(
+            target=context.run, args=(lambda: seen.append(get_correlation_id()),)
+        )
         plain = threading.Thread(target=lambda: seen.append(get_correlation_id()))
         thread.start()
         plain.start()

@@ -126,7 +126,7 @@ def test_unserialisable_extra_is_kept_as_text(ecs_lines):
 
 
 def test_message_args_formatting_failure_does_not_lose_the_event(ecs_lines):
-    log.info("two args %s %s", "only-one")
+    log.info("two args %s %s", "only-one")  # noqa: PLE1206 - the bad call is the test
     (doc,) = ecs_lines()
     assert doc["message"] == "two args %s %s"
     assert "unformattable" in doc["error"]["message"]

@@ -14,7 +14,8 @@ MUST_MASK = [
     ("Authorization: Bearer abc.def-ghi_123", "abc.def-ghi_123"),
     ("sent bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig-nature", "eyJzdWIiOiIxIn0"),
     (
-        "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+        "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
         "dozjgNryP4J3jVmNHl0w5N",
     ),
     ("password=hunter2 user=bob", "hunter2"),
@@ -22,7 +23,10 @@ MUST_MASK = [
     ('{"api_key": "k-123456"}', "k-123456"),
     ("client_secret=abcdef&grant=x", "abcdef"),
     ("aws key AKIAIOSFODNN7EXAMPLE used", "AKIAIOSFODNN7EXAMPLE"),
-    ("gh token ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"),
+    (
+        "gh token ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+        "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+    ),
     ("slack xoxb-123456789012-abcdefghij", "xoxb-123456789012-abcdefghij"),
     ("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
     ("card 4111 1111 1111 1111 charged", "4111 1111 1111"),
@@ -99,7 +103,7 @@ def test_extra_keys_and_patterns_are_configurable():
 
 
 def test_bad_extra_pattern_is_rejected_at_configuration():
-    with pytest.raises(Exception, match="unterminated|missing"):
+    with pytest.raises(Exception, match=r"unterminated|missing"):
         Masker(extra_patterns=["(unclosed"])
 
 

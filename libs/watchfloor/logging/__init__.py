@@ -1,8 +1,8 @@
 """Structured ECS logging for watchfloor services: one call to configure, stdlib logging to use.
 
-    from watchfloor.logging import configure_logging
-    configure_logging("order-router", logstash_host="localhost")
-    logging.getLogger(__name__).info("order filled", extra={"order_id": "o-1", "qty": 100})
+from watchfloor.logging import configure_logging
+configure_logging("order-router", logstash_host="localhost")
+logging.getLogger(__name__).info("order filled", extra={"order_id": "o-1", "qty": 100})
 """
 
 from watchfloor.logging.audit import AuditVerification, audit, verify_audit_chain

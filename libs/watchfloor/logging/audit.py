@@ -151,6 +151,6 @@ def verify_audit_chain(
                 )
         elif sequence == 1 and chain.get("previous_hash") != GENESIS_HASH:
             return AuditVerification(False, checked, index, "first event of a chain not at genesis")
-        heads[chain_id] = (int(sequence), str(chain["hash"]))
+        heads[chain_id] = (int(sequence or 0), str(chain["hash"]))
         checked += 1
     return AuditVerification(True, checked)

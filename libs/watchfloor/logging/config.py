@@ -138,9 +138,9 @@ class _Pipeline:
                 time.sleep(0.01)
             self.shipper.stop()
             self.shipper.join(max(0.0, deadline - time.monotonic()))
-        if self.spool is not None and not self.writer.is_alive():
-            if self.shipper is None or not self.shipper.is_alive():
-                self.spool.close()
+        shipper_done = self.shipper is None or not self.shipper.is_alive()
+        if self.spool is not None and not self.writer.is_alive() and shipper_done:
+            self.spool.close()
 
 
 _lock = threading.Lock()
@@ -165,7 +165,9 @@ def configure_logging(
     `spool_dir` (default: $XDG_STATE_HOME/watchfloor/spool/<service>).
     """
     global _current, _atexit_registered  # noqa: PLW0603 - one pipeline per process, by design
-    settings = _resolve(service, environment, level, stream, logstash_host, logstash_port, spool_dir)
+    settings = _resolve(
+        service, environment, level, stream, logstash_host, logstash_port, spool_dir
+    )
     with _lock:
         root = logging.getLogger()
         if _current is not None:

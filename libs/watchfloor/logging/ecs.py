@@ -16,7 +16,6 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
-from watchfloor.correlation import LOG_FIELD as CORRELATION_FIELD
 from watchfloor.logging.masking import Masker
 
 ECS_VERSION = "8.11.0"

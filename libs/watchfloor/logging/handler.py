@@ -49,5 +49,5 @@ class EnqueueHandler(logging.Handler):
                 _queue_full.inc()
                 return
             self._records.put(record)
-        except Exception:  # noqa: BLE001 - logging must never raise into trading code
+        except Exception:
             self.handleError(record)

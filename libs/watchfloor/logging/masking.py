@@ -49,7 +49,10 @@ DEFAULT_SENSITIVE_KEYS = frozenset(
     }
 )
 
-_KEY_WORDS = r"password|passwd|pwd|secret|client[_-]?secret|token|access[_-]?token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|authorization"
+_KEY_WORDS = (
+    r"password|passwd|pwd|secret|client[_-]?secret|token|access[_-]?token|api[_-]?key|apikey"
+    r"|access[_-]?key|secret[_-]?key|private[_-]?key|authorization"
+)
 
 # Ordered: the more specific shapes first, so a JWT inside "Bearer ..." is reported as bearer.
 _DEFAULT_PATTERNS: tuple[tuple[str, str], ...] = (
@@ -69,7 +72,8 @@ _DEFAULT_PATTERNS: tuple[tuple[str, str], ...] = (
     ("card", r"\b\d(?:[ -]?\d){12,18}\b"),
     (
         "account",
-        r"(?P<acct_key>\b(?i:account|acct|a/c)(?i:[ _-]?(?:no\.?|number|num|#))?\s*[:#=]?\s*)(?P<acct_val>\d[\d-]{5,}\d)",
+        r"(?P<acct_key>\b(?i:account|acct|a/c)(?i:[ _-]?(?:no\.?|number|num|#))?\s*[:#=]?\s*)"
+        r"(?P<acct_val>\d[\d-]{5,}\d)",
     ),
 )
 
@@ -100,9 +104,7 @@ def iban_valid(candidate: str) -> bool:
 class Masker:
     """Redacts by key name (whole value) and by value shape (the matching part only)."""
 
-    def __init__(
-        self, extra_keys: Iterable[str] = (), extra_patterns: Iterable[str] = ()
-    ) -> None:
+    def __init__(self, extra_keys: Iterable[str] = (), extra_patterns: Iterable[str] = ()) -> None:
         self._keys = DEFAULT_SENSITIVE_KEYS | {_normalise_key(k) for k in extra_keys}
         parts = [f"(?P<{name}>{pattern})" for name, pattern in _DEFAULT_PATTERNS]
         for index, pattern in enumerate(extra_patterns):

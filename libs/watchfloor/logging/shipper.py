@@ -12,10 +12,10 @@ waits are bounded by `timeout`, and a refused connection fails at once into our 
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import threading
-import time
 from typing import Protocol
 
 from logstash_async.constants import constants as logstash_constants
@@ -82,7 +82,7 @@ class Shipper(threading.Thread):
                 continue
             try:
                 self._transport.send(lines)
-            except Exception as exc:  # noqa: BLE001 - any failure means: not acknowledged, retry
+            except Exception as exc:
                 self._failed(exc)
                 continue
             self._spool.commit(position, len(lines))
@@ -109,7 +109,5 @@ class Shipper(threading.Thread):
 
 def _diagnose(message: str) -> None:
     # Straight to the real stderr: logging about the log path through logging would loop.
-    try:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         print(f"watchfloor.logging: {message}", file=sys.__stderr__, flush=True)
-    except (OSError, ValueError, AttributeError):
-        pass

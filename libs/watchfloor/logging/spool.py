@@ -175,7 +175,9 @@ class Spool:
             with open(self._path(number), "rb") as handle:
                 if number == self._cursor.segment:
                     handle.seek(self._cursor.offset)
-                count += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+                count += sum(
+                    chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")
+                )
         return count
 
     def _next_segment(self, number: int) -> int | None:
@@ -222,10 +224,7 @@ class Spool:
             self._reader[1].close()
             self._reader = None
         self._sizes.pop(number, None)
-        try:
-            self._path(number).unlink()
-        except FileNotFoundError:
-            pass
+        self._path(number).unlink(missing_ok=True)
 
 
 def _segment_name(number: int) -> str:

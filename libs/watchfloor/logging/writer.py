@@ -24,7 +24,6 @@ _MAX_BATCH = 2000
 FLUSH_INTERVAL_SECONDS = 0.05
 
 
-
 class Writer(threading.Thread):
     def __init__(
         self,
@@ -91,7 +90,7 @@ class Writer(threading.Thread):
             if getattr(record, ATTR_AUDIT, None) is not None:
                 return self._audit.seal(document)
             return orjson.dumps(document, default=str, option=orjson.OPT_NON_STR_KEYS)
-        except Exception as exc:  # noqa: BLE001 - keep the event, say why it is degraded
+        except Exception as exc:
             return orjson.dumps(
                 {
                     "@timestamp": iso_timestamp(record.created),

@@ -1,4 +1,4 @@
-"""Rendering the registry for a scraper: OpenMetrics (with exemplars) when it asks, text otherwise."""
+"""Rendering the registry for a scraper: OpenMetrics (with exemplars) if asked, else text."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 
-def render(
-    accept_header: str | None, registry: CollectorRegistry = REGISTRY
-) -> tuple[bytes, str]:
+def render(accept_header: str | None, registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
     """The exposition body and its Content-Type for a request's Accept header.
 
     Prometheus sends `Accept: application/openmetrics-text...` when exemplar storage is on; only
