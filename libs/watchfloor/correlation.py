@@ -28,7 +28,7 @@ def get_correlation_id() -> str | None:
     return _current.get()
 
 
-class correlation_scope:  # noqa: N801 - used like contextlib helpers (`with correlation_scope():`)
+class correlation_scope:
     """Run a block under a correlation id (a new one when none is given).
 
     Works as ``with`` and ``async with``; scopes nest and restore the outer id on exit.
