@@ -13,6 +13,7 @@ waits are bounded by `timeout`, and a refused connection fails at once into our 
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import sys
 import threading
@@ -33,6 +34,10 @@ def beats_transport(host: str, port: int, timeout: float, batch_size: int) -> Tr
     # BeatsTransport splits a send into windows of this size, each awaiting its own ACK round
     # trip; the library's default of 25 caps throughput near a few thousand events/s.
     logstash_constants.QUEUED_EVENTS_BEATS_BATCH_SIZE = batch_size
+    # pylogbeat reports failures through this logger when asked to (use_logging=True below),
+    # otherwise it prints to stderr; the shipper reports them once itself, so silence it here
+    # rather than let shipping errors become log events that are shipped in turn.
+    logging.getLogger("pylogbeat").propagate = False
     transport: Transport = BeatsTransport(
         host,
         port,
@@ -81,7 +86,7 @@ class Shipper(threading.Thread):
                 self.wakeup.wait(0.5)
                 continue
             try:
-                self._transport.send(lines)
+                self._transport.send(lines, use_logging=True)
             except Exception as exc:
                 self._failed(exc)
                 continue

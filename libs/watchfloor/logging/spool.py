@@ -134,8 +134,14 @@ class Spool:
             if self._reader is not None:
                 self._reader[1].close()
                 self._reader = None
-            if self._sizes.get(self._active) == 0:
-                self._delete(self._active)
+            drained = self._cursor == Position(self._active, self._sizes[self._active])
+            if drained or self._sizes[self._active] == 0:
+                # Nothing left to send: leave no segment behind for the next start to scan.
+                for number in list(self._sizes):
+                    if drained or number == self._active:
+                        self._delete(number)
+                if drained:
+                    (self.directory / _CURSOR).unlink(missing_ok=True)
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
 
