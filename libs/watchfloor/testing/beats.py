@@ -9,7 +9,8 @@ a sender sees when Logstash dies mid-batch.
 
 Frames (big-endian): version '2' (or '1' for data frames), then
   W: uint32 window size          C: uint32 length + zlib data holding more frames
-  J: uint32 seq, uint32 length + JSON   D: uint32 seq, uint32 pairs, (uint32 len + key, uint32 len + value)*
+  J: uint32 seq, uint32 length + JSON
+  D: uint32 seq, uint32 pairs, then per pair uint32 len + key, uint32 len + value
 and the receiver answers A: uint32 seq.
 """
 
@@ -141,7 +142,7 @@ class BeatsReceiver:
             return self._arrived.wait_for(lambda: self.event_count >= count, timeout)
 
     def fail_next_windows(self, count: int) -> None:
-        """For the next `count` windows: read them whole, then drop the connection unacknowledged."""
+        """For the next `count` windows: read them, then drop the connection unacknowledged."""
         with self._lock:
             self._fail_windows = count
 

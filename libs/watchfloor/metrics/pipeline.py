@@ -1,0 +1,178 @@
+"""The data-pipeline metric catalog: runs, freshness, quality, external APIs, cost.
+
+Labels pipeline, job, dataset, api and resource are capped by the cardinality guard; status,
+dimension and result are closed sets. Quality thresholds (seed 000): completeness 0.8,
+consistency 0.9, validation pass rate 95%.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from watchfloor.metrics.cardinality import Family
+from watchfloor.metrics.exemplars import current_exemplar
+
+RUN_STATUSES = frozenset({"started", "success", "failure", "cancelled"})
+QUALITY_DIMENSIONS = frozenset({"completeness", "consistency", "validity"})
+RESULTS = frozenset({"pass", "fail"})
+
+RUN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400)
+
+RUN_DURATION = Family(
+    Histogram(
+        "pipeline_run_duration_seconds",
+        "Duration of finished pipeline runs.",
+        ["pipeline", "job", "status"],
+        buckets=RUN_BUCKETS,
+    ),
+    capped=("pipeline", "job"),
+    closed={"status": RUN_STATUSES},
+)
+RUNS = Family(
+    Counter(
+        "pipeline_runs_total",
+        "Pipeline runs by status (started, success, failure, cancelled).",
+        ["pipeline", "job", "status"],
+    ),
+    capped=("pipeline", "job"),
+    closed={"status": RUN_STATUSES},
+)
+LAST_SUCCESS = Family(
+    Gauge(
+        "pipeline_last_success_timestamp_seconds",
+        "Unix time the job last finished successfully.",
+        ["pipeline", "job"],
+    ),
+    capped=("pipeline", "job"),
+)
+RECORDS = Family(
+    Counter(
+        "pipeline_records_processed_total",
+        "Records a job processed successfully.",
+        ["pipeline", "job"],
+    ),
+    capped=("pipeline", "job"),
+)
+RECORD_ERRORS = Family(
+    Counter(
+        "pipeline_record_errors_total",
+        "Records a job failed to process.",
+        ["pipeline", "job"],
+    ),
+    capped=("pipeline", "job"),
+)
+FRESHNESS = Family(
+    Gauge(
+        "pipeline_data_freshness_seconds",
+        "Age of the newest successfully loaded data of the dataset.",
+        ["dataset"],
+    ),
+    capped=("dataset",),
+)
+QUALITY = Family(
+    Gauge(
+        "pipeline_data_quality_score",
+        "Data quality score of the dataset's latest load (0..1) by dimension.",
+        ["dataset", "dimension"],
+    ),
+    capped=("dataset",),
+    closed={"dimension": QUALITY_DIMENSIONS},
+)
+VALIDATIONS = Family(
+    Counter(
+        "pipeline_validation_checks_total",
+        "Validation checks run on the dataset, by result (pass, fail).",
+        ["dataset", "result"],
+    ),
+    capped=("dataset",),
+    closed={"result": RESULTS},
+)
+API_REQUESTS = Family(
+    Counter(
+        "pipeline_external_api_requests_total",
+        "Requests to external data APIs by HTTP status code (429 = throttled).",
+        ["api", "status"],
+    ),
+    capped=("api",),
+)
+API_RATE_LIMIT_REMAINING = Family(
+    Gauge(
+        "pipeline_external_api_rate_limit_remaining",
+        "Requests left in the external API's quota window.",
+        ["api"],
+    ),
+    capped=("api",),
+)
+COST = Family(
+    Counter(
+        "pipeline_cost_usd_total",
+        "Spend attributed to the pipeline, in US dollars, by resource (compute, storage, api).",
+        ["pipeline", "resource"],
+    ),
+    capped=("pipeline", "resource"),
+)
+
+
+def record_run_started(*, pipeline: str, job: str) -> None:
+    RUNS.child(pipeline, job, "started").inc()
+
+
+def record_run(
+    *,
+    pipeline: str,
+    job: str,
+    status: str,
+    duration_seconds: float,
+    records: int = 0,
+    record_errors: int = 0,
+    finished_at: float | None = None,
+) -> None:
+    """A finished run: its outcome, duration, record counts, and the last-success time."""
+    RUNS.child(pipeline, job, status).inc()
+    RUN_DURATION.child(pipeline, job, status).observe(duration_seconds, current_exemplar())
+    if records:
+        RECORDS.child(pipeline, job).inc(records)
+    if record_errors:
+        RECORD_ERRORS.child(pipeline, job).inc(record_errors)
+    if status == "success":
+        LAST_SUCCESS.child(pipeline, job).set(time.time() if finished_at is None else finished_at)
+
+
+def set_freshness(*, dataset: str, seconds: float) -> None:
+    FRESHNESS.child(dataset).set(seconds)
+
+
+def set_quality(
+    *,
+    dataset: str,
+    completeness: float | None = None,
+    consistency: float | None = None,
+    validity: float | None = None,
+) -> None:
+    for dimension, score in (
+        ("completeness", completeness),
+        ("consistency", consistency),
+        ("validity", validity),
+    ):
+        if score is not None:
+            if not 0.0 <= score <= 1.0:
+                raise ValueError(f"{dimension} score must be within 0..1, got {score}")
+            QUALITY.child(dataset, dimension).set(score)
+
+
+def record_validation(*, dataset: str, passed: bool, count: int = 1) -> None:
+    VALIDATIONS.child(dataset, "pass" if passed else "fail").inc(count)
+
+
+def record_api_call(*, api: str, status: int, rate_limit_remaining: float | None = None) -> None:
+    API_REQUESTS.child(api, status).inc()
+    if rate_limit_remaining is not None:
+        API_RATE_LIMIT_REMAINING.child(api).set(rate_limit_remaining)
+
+
+def record_cost(*, pipeline: str, resource: str, usd: float) -> None:
+    if usd < 0:
+        raise ValueError(f"cost must not be negative, got {usd}")
+    COST.child(pipeline, resource).inc(usd)

@@ -1,0 +1,345 @@
+"""The trading metric catalog: orders, fills, slippage, P&L, risk, market data, broker APIs.
+
+Labels: strategy, symbol, venue, feed, broker, endpoint, rule and reason are capped by the
+cardinality guard; side (buy|sell), order_type, status, severity, currency and kind are closed sets.
+Slippage is signed in basis points against the arrival price: positive is a cost (bought above /
+sold below arrival), negative an improvement.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from watchfloor.metrics.cardinality import Family
+from watchfloor.metrics.exemplars import current_exemplar
+
+SIDES = frozenset({"buy", "sell"})
+ORDER_STATUSES = frozenset(
+    {"submitted", "acked", "partially_filled", "filled", "cancelled", "rejected", "expired"}
+)
+SEVERITIES = frozenset({"info", "warning", "critical"})
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+MARKET_DATA_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1,
+)
+SLIPPAGE_BUCKETS = (-50, -25, -10, -5, -2, -1, 0, 1, 2, 5, 10, 25, 50)
+BROKER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+ORDER_EXECUTION = Family(
+    Histogram(
+        "trading_order_execution_duration_seconds",
+        "Time from order submission to its final fill.",
+        ["strategy", "symbol", "venue", "side", "order_type"],
+        buckets=LATENCY_BUCKETS,
+    ),
+    capped=("strategy", "symbol", "venue"),
+    closed={"side": SIDES},
+)
+ORDER_ACK = Family(
+    Histogram(
+        "trading_order_ack_duration_seconds",
+        "Time from order submission to the venue's acknowledgement.",
+        ["strategy", "venue"],
+        buckets=LATENCY_BUCKETS,
+    ),
+    capped=("strategy", "venue"),
+)
+ORDERS = Family(
+    Counter(
+        "trading_orders_total",
+        "Order lifecycle events by status (submitted, acked, partially_filled, filled, cancelled, "
+        "rejected, expired).",
+        ["strategy", "symbol", "venue", "side", "order_type", "status"],
+    ),
+    capped=("strategy", "symbol", "venue"),
+    closed={"side": SIDES, "status": ORDER_STATUSES},
+)
+REJECTIONS = Family(
+    Counter(
+        "trading_order_rejections_total",
+        "Orders rejected, by the venue's or the risk engine's reason.",
+        ["strategy", "venue", "reason"],
+    ),
+    capped=("strategy", "venue", "reason"),
+)
+FILLS = Family(
+    Counter(
+        "trading_fills_total", "Fills (partial and final).", ["strategy", "symbol", "venue", "side"]
+    ),
+    capped=("strategy", "symbol", "venue"),
+    closed={"side": SIDES},
+)
+FILLED_QUANTITY = Family(
+    Counter(
+        "trading_filled_quantity_total",
+        "Quantity filled, in units of the instrument.",
+        ["strategy", "symbol", "side"],
+    ),
+    capped=("strategy", "symbol"),
+    closed={"side": SIDES},
+)
+SUBMITTED_QUANTITY = Family(
+    Counter(
+        "trading_submitted_quantity_total",
+        "Quantity submitted, in units of the instrument.",
+        ["strategy", "symbol", "side"],
+    ),
+    capped=("strategy", "symbol"),
+    closed={"side": SIDES},
+)
+FILL_RATIO = Family(
+    Gauge(
+        "trading_fill_ratio",
+        "Filled over submitted quantity of the strategy's recently completed orders (0..1).",
+        ["strategy", "symbol"],
+    ),
+    capped=("strategy", "symbol"),
+)
+SLIPPAGE = Family(
+    Histogram(
+        "trading_slippage_bps",
+        "Signed slippage of a fill against the arrival price, in basis points (positive = cost).",
+        ["strategy", "symbol", "side"],
+        buckets=SLIPPAGE_BUCKETS,
+    ),
+    capped=("strategy", "symbol"),
+    closed={"side": SIDES},
+)
+PNL = Family(
+    Gauge(
+        "trading_strategy_pnl",
+        "Strategy profit and loss in the currency's units; kind is realized or unrealized.",
+        ["strategy", "currency", "kind"],
+    ),
+    capped=("strategy",),
+)
+DRAWDOWN = Family(
+    Gauge(
+        "trading_strategy_drawdown_ratio",
+        "Fall of the strategy's equity from its peak, as a fraction of the peak (0..1).",
+        ["strategy"],
+    ),
+    capped=("strategy",),
+)
+WIN_RATIO = Family(
+    Gauge(
+        "trading_strategy_win_ratio",
+        "Share of the strategy's closed trades with a positive realized P&L (0..1).",
+        ["strategy"],
+    ),
+    capped=("strategy",),
+)
+EXPOSURE = Family(
+    Gauge(
+        "trading_exposure",
+        "Position exposure in the currency's units; kind is gross (sum of |value|) or net.",
+        ["currency", "kind"],
+    ),
+)
+RISK_VIOLATIONS = Family(
+    Counter(
+        "trading_risk_violations_total",
+        "Risk rule violations by rule and severity (info, warning, critical).",
+        ["strategy", "rule", "severity"],
+    ),
+    capped=("strategy", "rule"),
+    closed={"severity": SEVERITIES},
+)
+LIMIT_UTILISATION = Family(
+    Gauge(
+        "trading_risk_limit_utilisation_ratio",
+        "Value over limit of a risk rule, as last reported (1 = at the limit).",
+        ["strategy", "rule"],
+    ),
+    capped=("strategy", "rule"),
+)
+MARKET_DATA_LATENCY = Family(
+    Histogram(
+        "trading_market_data_latency_seconds",
+        "Delay from the exchange timestamp of a market-data update to its processing.",
+        ["feed", "symbol"],
+        buckets=MARKET_DATA_BUCKETS,
+    ),
+    capped=("feed", "symbol"),
+)
+MARKET_DATA_UPDATES = Family(
+    Counter(
+        "trading_market_data_updates_total", "Market-data updates processed.", ["feed", "symbol"]
+    ),
+    capped=("feed", "symbol"),
+)
+MARKET_DATA_LAST_UPDATE = Family(
+    Gauge(
+        "trading_market_data_last_update_timestamp_seconds",
+        "Unix time of the feed's latest update (staleness = time() - this).",
+        ["feed"],
+    ),
+    capped=("feed",),
+)
+BROKER_REQUESTS = Family(
+    Counter(
+        "trading_broker_requests_total",
+        "Broker API requests by HTTP status code.",
+        ["broker", "endpoint", "status"],
+    ),
+    capped=("broker", "endpoint"),
+)
+BROKER_DURATION = Family(
+    Histogram(
+        "trading_broker_request_duration_seconds",
+        "Broker API request duration.",
+        ["broker", "endpoint"],
+        buckets=BROKER_BUCKETS,
+    ),
+    capped=("broker", "endpoint"),
+)
+BROKER_RATE_LIMIT_REMAINING = Family(
+    Gauge(
+        "trading_broker_rate_limit_remaining",
+        "Requests left in the broker's current rate-limit window.",
+        ["broker", "endpoint"],
+    ),
+    capped=("broker", "endpoint"),
+)
+BROKER_RATE_LIMIT_LIMIT = Family(
+    Gauge(
+        "trading_broker_rate_limit_limit",
+        "Requests allowed per rate-limit window.",
+        ["broker", "endpoint"],
+    ),
+    capped=("broker", "endpoint"),
+)
+BROKER_RATE_LIMIT_RESET = Family(
+    Gauge(
+        "trading_broker_rate_limit_reset_seconds",
+        "Seconds until the broker's rate-limit window resets.",
+        ["broker", "endpoint"],
+    ),
+    capped=("broker", "endpoint"),
+)
+
+
+def _check(value: str, allowed: frozenset[str], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {sorted(allowed)}, got {value!r}")
+
+
+def record_order(
+    *,
+    strategy: str,
+    symbol: str,
+    venue: str,
+    side: str,
+    order_type: str,
+    status: str,
+    duration_seconds: float | None = None,
+) -> None:
+    """Count an order lifecycle event; with a duration on `filled`, observe execution time."""
+    ORDERS.child(strategy, symbol, venue, side, order_type, status).inc()
+    if duration_seconds is not None:
+        ORDER_EXECUTION.child(strategy, symbol, venue, side, order_type).observe(
+            duration_seconds, current_exemplar()
+        )
+
+
+def record_order_ack(*, strategy: str, venue: str, duration_seconds: float) -> None:
+    ORDER_ACK.child(strategy, venue).observe(duration_seconds, current_exemplar())
+
+
+def record_submitted_quantity(*, strategy: str, symbol: str, side: str, quantity: float) -> None:
+    SUBMITTED_QUANTITY.child(strategy, symbol, side).inc(quantity)
+
+
+def record_rejection(*, strategy: str, venue: str, reason: str) -> None:
+    REJECTIONS.child(strategy, venue, reason).inc()
+
+
+def record_fill(*, strategy: str, symbol: str, venue: str, side: str, quantity: float) -> None:
+    FILLS.child(strategy, symbol, venue, side).inc()
+    FILLED_QUANTITY.child(strategy, symbol, side).inc(quantity)
+
+
+def set_fill_ratio(*, strategy: str, symbol: str, ratio: float) -> None:
+    FILL_RATIO.child(strategy, symbol).set(ratio)
+
+
+def record_slippage(*, strategy: str, symbol: str, side: str, bps: float) -> None:
+    SLIPPAGE.child(strategy, symbol, side).observe(bps, current_exemplar())
+
+
+def slippage_bps(*, side: str, arrival_price: float, fill_price: float) -> float:
+    """Signed slippage in bps against arrival: positive when the fill was worse than arrival."""
+    _check(side, SIDES, "side")
+    if arrival_price <= 0:
+        raise ValueError(f"arrival_price must be positive, got {arrival_price}")
+    move = (fill_price - arrival_price) / arrival_price * 10_000
+    return move if side == "buy" else -move
+
+
+def set_pnl(*, strategy: str, currency: str, realized: float, unrealized: float) -> None:
+    PNL.child(strategy, currency, "realized").set(realized)
+    PNL.child(strategy, currency, "unrealized").set(unrealized)
+
+
+def set_drawdown(*, strategy: str, ratio: float) -> None:
+    DRAWDOWN.child(strategy).set(ratio)
+
+
+def set_win_ratio(*, strategy: str, ratio: float) -> None:
+    WIN_RATIO.child(strategy).set(ratio)
+
+
+def set_exposure(*, currency: str, gross: float, net: float) -> None:
+    EXPOSURE.child(currency, "gross").set(gross)
+    EXPOSURE.child(currency, "net").set(net)
+
+
+def record_risk_violation(*, strategy: str, rule: str, severity: str) -> None:
+    RISK_VIOLATIONS.child(strategy, rule, severity).inc()
+
+
+def set_limit_utilisation(*, strategy: str, rule: str, ratio: float) -> None:
+    LIMIT_UTILISATION.child(strategy, rule).set(ratio)
+
+
+def record_market_data(
+    *, feed: str, symbol: str, latency_seconds: float, at: float | None = None
+) -> None:
+    """One processed update: its latency, the update count and the feed's last-update time."""
+    MARKET_DATA_LATENCY.child(feed, symbol).observe(latency_seconds, current_exemplar())
+    MARKET_DATA_UPDATES.child(feed, symbol).inc()
+    MARKET_DATA_LAST_UPDATE.child(feed).set(time.time() if at is None else at)
+
+
+def record_broker_call(
+    *,
+    broker: str,
+    endpoint: str,
+    status: int,
+    duration_seconds: float,
+    rate_limit_remaining: float | None = None,
+    rate_limit_limit: float | None = None,
+    rate_limit_reset_seconds: float | None = None,
+) -> None:
+    BROKER_REQUESTS.child(broker, endpoint, status).inc()
+    BROKER_DURATION.child(broker, endpoint).observe(duration_seconds, current_exemplar())
+    if rate_limit_remaining is not None:
+        BROKER_RATE_LIMIT_REMAINING.child(broker, endpoint).set(rate_limit_remaining)
+    if rate_limit_limit is not None:
+        BROKER_RATE_LIMIT_LIMIT.child(broker, endpoint).set(rate_limit_limit)
+    if rate_limit_reset_seconds is not None:
+        BROKER_RATE_LIMIT_RESET.child(broker, endpoint).set(rate_limit_reset_seconds)
