@@ -7,9 +7,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import per_call_seconds, report  # noqa: E402
-
-from watchfloor.metrics import pipeline, trading  # noqa: E402
+from _common import per_call_seconds, report
+from watchfloor.metrics import pipeline, trading
 
 CALLS = 100_000
 

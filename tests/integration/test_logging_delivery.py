@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-from watchfloor.testing.beats import BeatsReceiver
 
 from tests.integration.conftest import free_port
 from watchfloor.logging import configure_logging, shutdown_logging
 from watchfloor.metrics.shipping import LOG_EVENTS_SHIPPED, LOG_SHIP_FAILURES
+from watchfloor.testing.beats import BeatsReceiver
 
 pytestmark = pytest.mark.integration
 log = __import__("logging").getLogger("tests.delivery")

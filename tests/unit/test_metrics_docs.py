@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import watchfloor.metrics  # noqa: F401 - registers the catalog
+import watchfloor.metrics
 import watchfloor.metrics.shipping  # noqa: F401
 from watchfloor.metrics.cardinality import _families
 

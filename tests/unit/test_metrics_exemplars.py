@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-import re
 
 from watchfloor.metrics import render, trading
 
