@@ -1,0 +1,121 @@
+"""instrument_app on a real FastAPI app, driven in-process over ASGI."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from fastapi import FastAPI, HTTPException
+from prometheus_client import REGISTRY
+
+from watchfloor.correlation import get_correlation_id
+from watchfloor.fastapi import instrument_app
+
+
+def make_app(service: str) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/orders/{order_id}")
+    async def get_order(order_id: str) -> dict[str, str | None]:
+        logging.getLogger("api").info("lookup", extra={"order_id": order_id})
+        return {"order_id": order_id, "correlation": get_correlation_id()}
+
+    @app.get("/fail")
+    async def fail() -> None:
+        raise RuntimeError("boom")
+
+    @app.get("/missing")
+    async def missing() -> None:
+        raise HTTPException(404, "no such order")
+
+    instrument_app(app, service)
+    return app
+
+
+def client(app: FastAPI) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+def requests(service: str, route: str, status: str, method: str = "GET") -> float:
+    labels = {"service": service, "method": method, "route": route, "status": status}
+    return REGISTRY.get_sample_value("http_server_requests_total", labels) or 0.0
+
+
+async def test_metrics_use_route_templates_not_raw_paths(spans):
+    app = make_app("svc-routes")
+    async with client(app) as http:
+        for order in ("o-1", "o-2", "o-3"):
+            assert (await http.get(f"/orders/{order}")).status_code == 200
+        assert (await http.get("/no/such/path")).status_code == 404
+        assert (await http.get("/fail")).status_code == 500
+        assert (await http.get("/missing")).status_code == 404
+    assert requests("svc-routes", "/orders/{order_id}", "200") == 3
+    assert requests("svc-routes", "__unmatched__", "404") == 1
+    assert requests("svc-routes", "/fail", "500") == 1
+    assert requests("svc-routes", "/missing", "404") == 1
+    raw = [s for s in REGISTRY.collect() if s.name == "http_server_requests"][0].samples
+    assert not any("o-1" in sample.labels.get("route", "") for sample in raw)
+    server_spans = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
+    assert {s.name for s in server_spans} >= {"GET /orders/{order_id}", "GET /fail"}
+
+
+async def test_correlation_id_in_and_out(spans, ecs_lines):
+    app = make_app("svc-corr")
+    async with client(app) as http:
+        given = await http.get("/orders/o-9", headers={"X-Correlation-ID": "abc-123"})
+        generated = await http.get("/orders/o-9")
+        hostile = await http.get("/orders/o-9", headers={"X-Correlation-ID": "x\r\ninjected: 1"})
+    assert given.headers["x-correlation-id"] == "abc-123"
+    assert given.json()["correlation"] == "abc-123"
+    assert len(generated.headers["x-correlation-id"]) == 32
+    assert generated.json()["correlation"] == generated.headers["x-correlation-id"]
+    assert hostile.headers["x-correlation-id"] != "x\r\ninjected: 1"
+    assert len(hostile.headers["x-correlation-id"]) == 32
+    first_log = [doc for doc in ecs_lines() if doc["log"]["logger"] == "api"][0]
+    assert first_log["correlation"]["id"] == "abc-123"
+    assert len(first_log["trace"]["id"]) == 32  # the server span was current in the handler
+    server = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"][0]
+    assert server.attributes["correlation.id"] == "abc-123"
+
+
+async def test_metrics_endpoint_openmetrics_with_exemplars(spans):
+    app = make_app("svc-exemplar")
+    async with client(app) as http:
+        await http.get("/orders/o-1")
+        text = await http.get("/metrics")
+        open_metrics = await http.get(
+            "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+        )
+    assert text.headers["content-type"].startswith("text/plain")
+    assert open_metrics.headers["content-type"].startswith("application/openmetrics-text")
+    lines = [
+        line
+        for line in open_metrics.text.splitlines()
+        if line.startswith("http_server_request_duration_seconds_bucket")
+        and 'service="svc-exemplar"' in line
+        and "trace_id=" in line
+    ]
+    assert lines, "no exemplar on the request duration histogram"
+    assert 'route="/metrics"' not in text.text  # own endpoints are not measured
+
+
+async def test_health_and_idempotent_instrumentation(spans):
+    app = make_app("svc-health")
+    instrument_app(app, "svc-health")  # a second call changes nothing
+    middleware = [m for m in app.user_middleware if m.cls.__name__ == "RequestMiddleware"]
+    assert len(middleware) == 1
+    async with client(app) as http:
+        response = await http.get("/health")
+        await http.get("/orders/x")
+    assert response.json() == {"status": "ok", "service": "svc-health"}
+    assert requests("svc-health", "/orders/{order_id}", "200") == 1
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/health"])
+async def test_own_endpoints_make_no_spans(spans, path):
+    app = make_app(f"svc-own-{path.strip('/')}")
+    async with client(app) as http:
+        await http.get(path)
+    assert [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"] == []
