@@ -55,7 +55,7 @@ async def test_metrics_use_route_templates_not_raw_paths(spans):
     assert requests("svc-routes", "__unmatched__", "404") == 1
     assert requests("svc-routes", "/fail", "500") == 1
     assert requests("svc-routes", "/missing", "404") == 1
-    raw = [s for s in REGISTRY.collect() if s.name == "http_server_requests"][0].samples
+    raw = next(s for s in REGISTRY.collect() if s.name == "http_server_requests").samples
     assert not any("o-1" in sample.labels.get("route", "") for sample in raw)
     server_spans = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
     assert {s.name for s in server_spans} >= {"GET /orders/{order_id}", "GET /fail"}
@@ -73,10 +73,10 @@ async def test_correlation_id_in_and_out(spans, ecs_lines):
     assert generated.json()["correlation"] == generated.headers["x-correlation-id"]
     assert hostile.headers["x-correlation-id"] != "x\r\ninjected: 1"
     assert len(hostile.headers["x-correlation-id"]) == 32
-    first_log = [doc for doc in ecs_lines() if doc["log"]["logger"] == "api"][0]
+    first_log = next(doc for doc in ecs_lines() if doc["log"]["logger"] == "api")
     assert first_log["correlation"]["id"] == "abc-123"
     assert len(first_log["trace"]["id"]) == 32  # the server span was current in the handler
-    server = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"][0]
+    server = next(s for s in spans.get_finished_spans() if s.kind.name == "SERVER")
     assert server.attributes["correlation.id"] == "abc-123"
 
 

@@ -163,7 +163,7 @@ def test_ratio_resolution(monkeypatch):
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
     assert resolve_ratio(1.0) == 0.25
     assert resolve_ratio(0.5) == 0.5  # explicit wins
-    with pytest.raises(ValueError, match="within 0..1"):
+    with pytest.raises(ValueError, match=r"within 0\.\.1"):
         resolve_ratio(1.5)
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "half")
     with pytest.raises(ValueError, match="must be a number"):
