@@ -31,8 +31,8 @@ test-integration: install ## integration tests against real local components
 	$(BIN)/pytest tests/integration
 
 lint: install ## ruff check, ruff format --check, mypy (strict) on libs/
-	$(BIN)/ruff check $(SOURCES)
-	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/ruff check --no-cache $(SOURCES)
+	$(BIN)/ruff format --no-cache --check $(SOURCES)
 	$(BIN)/mypy
 
 format: install ## apply ruff's fixes and formatting

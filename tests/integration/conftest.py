@@ -6,6 +6,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+
 from watchfloor.testing.beats import BeatsReceiver
 
 
