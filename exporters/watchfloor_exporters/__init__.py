@@ -1,0 +1,1 @@
+"""watchfloor exporters: turn trading and pipeline activity events into the metric catalog."""

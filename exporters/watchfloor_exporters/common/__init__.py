@@ -1,0 +1,1 @@
+"""What both exporters share: batch ingestion, its limits and errors, the HTTP app, the CLI."""

@@ -1,0 +1,128 @@
+"""The exporters' HTTP surface: bearer-token ingest routes with capped bodies, /ready, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from watchfloor.fastapi import instrument_app
+from watchfloor_exporters.common.ingest import BatchError
+from watchfloor_exporters.common.metrics import BATCHES
+
+log = logging.getLogger(__name__)
+
+Ingest = Callable[[bytes, str | None], dict[str, Any]]
+
+
+async def read_capped(request: Request, cap: int) -> bytes:
+    """The request body, refusing (413) past `cap` bytes without reading it all into memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise BatchError(413, f"body of {declared} bytes is over the {cap}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise BatchError(413, f"body is over the {cap}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    *,
+    exporter: str,
+    title: str,
+    token: str,
+    max_body_bytes: int,
+    routes: dict[str, Ingest],
+    description: str,
+    background: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> FastAPI:
+    """The app; `background` (the simulator) runs as a task for the app's lifetime."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(background()) if background is not None else None
+        app.state.ready = True
+        yield
+        app.state.ready = False
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(title=title, description=description, version="1.0", lifespan=lifespan)
+    app.state.ready = False
+    expected = f"Bearer {token}".encode()
+
+    @app.exception_handler(BatchError)
+    async def batch_error(request: Request, exc: BatchError) -> JSONResponse:
+        BATCHES.labels(exporter, str(exc.status)).inc()
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        return JSONResponse({"error": "invalid request", "errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(exc.detail), "errors": []},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    def authorise(request: Request) -> None:
+        given = request.headers.get("authorization", "").encode()
+        if not given:
+            raise BatchError(401, "missing 'Authorization: Bearer <WATCHFLOOR_INGEST_TOKEN>'")
+        if not hmac.compare_digest(given, expected):
+            raise BatchError(403, "the bearer token does not match WATCHFLOOR_INGEST_TOKEN")
+
+    def ingest_route(ingest: Ingest) -> Callable[[Request], Awaitable[JSONResponse]]:
+        async def handle(request: Request) -> JSONResponse:
+            authorise(request)
+            body = await read_capped(request, max_body_bytes)
+            result = ingest(body, request.headers.get("content-type"))
+            BATCHES.labels(exporter, "200").inc()
+            return JSONResponse(result)
+
+        return handle
+
+    for path, ingest in routes.items():
+        app.add_api_route(
+            path,
+            ingest_route(ingest),
+            methods=["POST"],
+            summary=f"Ingest a batch of events (JSON array or NDJSON) into {exporter} metrics",
+            responses={
+                200: {"description": "applied; duplicates (replayed ids) were skipped"},
+                400: {"description": "malformed JSON"},
+                401: {"description": "no bearer token"},
+                403: {"description": "wrong bearer token"},
+                413: {"description": "body or batch too large"},
+                422: {"description": "invalid event; the error names the field"},
+            },
+        )
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        if not app.state.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ready", "exporter": exporter})
+
+    instrument_app(app, f"{exporter}-exporter")
+    return app

@@ -1,0 +1,5 @@
+import sys
+
+from watchfloor.localmode.cli import main
+
+sys.exit(main())

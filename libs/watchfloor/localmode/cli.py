@@ -1,0 +1,132 @@
+"""`watchfloor-local up|down|status`: local mode's command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from watchfloor.localmode.components import Component, MissingBinaryError, components
+from watchfloor.localmode.config import REPO, load_secrets, render_prometheus
+from watchfloor.localmode.processes import ProcessTable
+
+SECRETS = ("WATCHFLOOR_INGEST_TOKEN",)
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("WATCHFLOOR_LOCAL_DIR") or REPO / ".local").resolve()
+
+
+def healthy(component: Component, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(  # noqa: S310 - a loopback URL we built
+            component.url + component.health_path, timeout=timeout
+        ) as response:
+            return bool(200 <= response.status < 300)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def up(scrape_interval: str | None, evaluation_interval: str | None, timeout: float) -> int:
+    state = state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    try:
+        parts = components(state)
+    except (MissingBinaryError, ValueError) as exc:
+        print(f"watchfloor-local: {exc}", file=sys.stderr)
+        return 2
+    render_prometheus(state, {c.name: c.port for c in parts}, scrape_interval, evaluation_interval)
+    env = {**os.environ, **load_secrets(state, SECRETS)}
+    env.setdefault("WATCHFLOOR_ENVIRONMENT", "local")
+    table = ProcessTable(state)
+    for component in parts:
+        if table.running(component.name) is None:
+            if healthy(component, timeout=0.5):
+                print(
+                    f"watchfloor-local: port {component.port} already answers for "
+                    f"{component.name} but not a process local mode started; stop it or set "
+                    f"WATCHFLOOR_LOCAL_{component.name.upper().replace('-', '_')}_PORT",
+                    file=sys.stderr,
+                )
+                down()
+                return 1
+            table.start(component, env)
+    deadline = time.monotonic() + timeout
+    waiting = list(parts)
+    while waiting and time.monotonic() < deadline:
+        waiting = [c for c in waiting if not healthy(c)]
+        for component in waiting:
+            if table.running(component.name) is None:
+                return _failed(table, component, "exited")
+        if waiting:
+            time.sleep(0.25)
+    if waiting:
+        return _failed(table, waiting[0], f"not healthy after {timeout:.0f} s")
+    print("watchfloor local mode is up:")
+    for component in parts:
+        print(f"  {component.name:<18} {component.url}")
+    print(f"state, logs and generated secrets: {state}")
+    return 0
+
+
+def _failed(table: ProcessTable, component: Component, why: str) -> int:
+    log = table.log_file(component.name)
+    tail = log.read_text(errors="replace").splitlines()[-20:] if log.exists() else []
+    print(f"watchfloor-local: {component.name} {why}; last lines of {log}:", file=sys.stderr)
+    for line in tail:
+        print(f"  | {line}", file=sys.stderr)
+    down()
+    return 1
+
+
+def down() -> int:
+    table = ProcessTable(state_dir())
+    stopped = [name for name in reversed(table.names()) if table.stop(name)]
+    print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+    return 0
+
+
+def status() -> int:
+    state = state_dir()
+    table = ProcessTable(state)
+    try:
+        parts = components(state)
+    except (MissingBinaryError, ValueError) as exc:
+        print(f"watchfloor-local: {exc}", file=sys.stderr)
+        return 2
+    all_up = True
+    for component in parts:
+        entry = table.running(component.name)
+        health = "healthy" if entry and healthy(component) else "unhealthy" if entry else "-"
+        all_up &= health == "healthy"
+        pid = str(entry.pid) if entry else "stopped"
+        print(f"{component.name:<18} {pid:>8}  {health:<9} {component.url}")
+    return 0 if all_up else 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="watchfloor-local",
+        description="Run the metrics half of watchfloor on native binaries, on 127.0.0.1.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("up", help="start everything and wait until healthy")
+    start.add_argument("--scrape-interval", help="override global.scrape_interval, e.g. 1s")
+    start.add_argument("--evaluation-interval", help="override global.evaluation_interval")
+    start.add_argument("--timeout", type=float, default=60.0, help="seconds to become healthy")
+    commands.add_parser("down", help="stop exactly the processes local mode started")
+    commands.add_parser("status", help="show each process and its health (exit 3 if any down)")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return up(args.scrape_interval, args.evaluation_interval, args.timeout)
+    if args.command == "down":
+        return down()
+    return status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
