@@ -17,28 +17,39 @@ import httpx
 
 log = logging.getLogger(__name__)
 
-Step = Callable[[datetime, float], list[dict[str, Any]]]
+Step = Callable[[datetime, float], dict[str, list[dict[str, Any]]]]
 
 
 async def post_forever(
-    *, url: str, token: str, step: Step, interval: float = 0.25, max_events: int = 5000
+    *, base_url: str, token: str, step: Step, interval: float = 0.25, max_events: int = 5000
 ) -> None:
+    """Every `interval`, post what `step` produced ({route path: events}) to those routes."""
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(timeout=10) as client:
         last = time.monotonic()
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
-            events = step(datetime.now(UTC), now - last)
+            batches = step(datetime.now(UTC), now - last)
             last = now
-            for start in range(0, len(events), max_events):
-                chunk = events[start : start + max_events]
-                try:
-                    response = await client.post(url, json=chunk, headers=headers)
-                except httpx.TransportError:
-                    continue  # the server is still starting, or stopping
-                if response.status_code != 200:
-                    log.error(
-                        "simulated batch refused",
-                        extra={"status": response.status_code, "body": response.text[:500]},
+            for path, events in batches.items():
+                for start in range(0, len(events), max_events):
+                    await _post(
+                        client, base_url + path, events[start : start + max_events], headers
                     )
+
+
+async def _post(
+    client: httpx.AsyncClient, url: str, events: list[dict[str, Any]], headers: dict[str, str]
+) -> None:
+    if not events:
+        return
+    try:
+        response = await client.post(url, json=events, headers=headers)
+    except httpx.TransportError:
+        return  # the server is still starting, or stopping
+    if response.status_code != 200:
+        log.error(
+            "simulated batch refused",
+            extra={"status": response.status_code, "body": response.text[:500]},
+        )

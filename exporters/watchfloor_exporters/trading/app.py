@@ -29,9 +29,9 @@ def build(token: str, simulate: bool, port: int, seed: int | None) -> FastAPI:
         simulator = TradingSimulator(seed)
         background = functools.partial(
             post_forever,
-            url=f"http://127.0.0.1:{port}/v1/events",
+            base_url=f"http://127.0.0.1:{port}",
             token=token,
-            step=simulator.step,
+            step=lambda now, dt: {"/v1/events": simulator.step(now, dt)},
             max_events=ingestor.max_events,
         )
     return create_app(

@@ -166,8 +166,10 @@ def record_validation(*, dataset: str, passed: bool, count: int = 1) -> None:
     VALIDATIONS.child(dataset, "pass" if passed else "fail").inc(count)
 
 
-def record_api_call(*, api: str, status: int, rate_limit_remaining: float | None = None) -> None:
-    API_REQUESTS.child(api, status).inc()
+def record_api_call(
+    *, api: str, status: int, rate_limit_remaining: float | None = None, count: int = 1
+) -> None:
+    API_REQUESTS.child(api, status).inc(count)
     if rate_limit_remaining is not None:
         API_RATE_LIMIT_REMAINING.child(api).set(rate_limit_remaining)
 

@@ -1,0 +1,1 @@
+"""The pipeline exporter: run, quality and external-API events → pipeline metrics."""
