@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := libs exporters tests benchmarks
 
-.PHONY: help install test test-unit test-integration lint format bench lock clean-venv
+.PHONY: help install test test-unit test-integration lint format bench lock clean-venv \
+	local-up local-down local-status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -47,6 +48,15 @@ lock: ## re-resolve requirements.lock from pyproject.toml in a scratch venv
 	.lock-venv/bin/pip install --quiet -e '.[fastapi,exporters,dev]'
 	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^watchfloor' > requirements.lock
 	rm -rf .lock-venv
+
+local-up: install ## local mode: Prometheus, pushgateway, node-exporter, both exporters (simulating) on 127.0.0.1
+	$(BIN)/watchfloor-local up
+
+local-down: ## stop exactly what local-up started
+	@if [ -x $(BIN)/watchfloor-local ]; then $(BIN)/watchfloor-local down; else echo "nothing to stop (no .venv)"; fi
+
+local-status: ## show local mode's processes and their health
+	$(BIN)/watchfloor-local status
 
 clean-venv: ## remove the virtualenv
 	rm -rf $(VENV)

@@ -1,13 +1,24 @@
-"""Integration fixtures: real sockets, real processes, on loopback only."""
+"""Integration fixtures: real sockets, real processes and native binaries, on loopback only."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from watchfloor.localmode.components import DEFAULT_PORTS
 from watchfloor.testing.beats import BeatsReceiver
+
+TOKEN = "integration-test-token"
 
 
 def free_port() -> int:
@@ -21,3 +32,59 @@ def free_port() -> int:
 def receiver() -> Iterator[BeatsReceiver]:
     with BeatsReceiver() as running:
         yield running
+
+
+@dataclass
+class LocalStack:
+    state: Path
+    env: dict[str, str]
+    ports: dict[str, int]
+    token: str
+
+    def url(self, component: str) -> str:
+        return f"http://127.0.0.1:{self.ports[component]}"
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.url('prometheus')}/api/v1/query", params={"query": promql})
+        body = response.json()
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "watchfloor.localmode", *args],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+def local_env(state: Path, ports: dict[str, int]) -> dict[str, str]:
+    env = {**os.environ, "WATCHFLOOR_LOCAL_DIR": str(state), "WATCHFLOOR_INGEST_TOKEN": TOKEN}
+    env["WATCHFLOOR_SIMULATOR_SEED"] = "42"
+    env["WATCHFLOOR_LOG_STREAM"] = "none"
+    for name, port in ports.items():
+        env[f"WATCHFLOOR_LOCAL_{name.upper().replace('-', '_')}_PORT"] = str(port)
+    return env
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """Local mode, once per session, on free ports, scraping and evaluating every second."""
+    state = tmp_path_factory.mktemp("local-mode")
+    ports = {name: free_port() for name in DEFAULT_PORTS}
+    stack = LocalStack(state, local_env(state, ports), ports, TOKEN)
+    started = stack.cli("up", "--scrape-interval", "1s", "--evaluation-interval", "1s")
+    assert started.returncode == 0, f"local mode did not come up:\n{started.stdout}{started.stderr}"
+    try:
+        deadline = time.monotonic() + 30
+        while len(stack.query('up{job=~".+"} == 1')) < len(ports):
+            assert time.monotonic() < deadline, stack.query("up")
+            time.sleep(0.5)
+        yield stack
+    finally:
+        stopped = stack.cli("down")
+        assert stopped.returncode == 0, stopped.stderr
+        assert not list((state / "run").glob("*.pid")), "local-down left pid files behind"
