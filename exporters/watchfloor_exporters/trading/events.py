@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from watchfloor_exporters.common.events import (
     Currency,
@@ -17,6 +17,14 @@ from watchfloor_exporters.common.events import (
 from watchfloor_exporters.common.ingest import register_tags
 
 Side = Literal["buy", "sell"]
+
+
+def _non_zero(value: float) -> float:
+    if value == 0:
+        raise ValueError("must not be zero (utilisation is value / limit)")
+    return value
+
+
 OrderType = Literal["market", "limit", "stop", "stop_limit", "iceberg", "twap", "vwap"]
 Severity = Literal["info", "warning", "critical"]
 
@@ -98,7 +106,7 @@ class RiskViolation(Event):
     rule: Name
     severity: Severity
     value: Finite
-    limit: Annotated[Finite, Field(ne=0)]
+    limit: Annotated[Finite, AfterValidator(_non_zero)]
 
 
 class BrokerApiCall(Event):
