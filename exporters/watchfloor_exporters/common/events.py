@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ NonNegative = Annotated[float, Field(ge=0), AfterValidator(_finite)]
 Ratio = Annotated[float, Field(ge=0, le=1), AfterValidator(_finite)]
 
 
+@functools.cache
 def max_future_skew() -> timedelta:
     return timedelta(seconds=float(os.environ.get("WATCHFLOOR_MAX_CLOCK_SKEW_SECONDS", "300")))
 

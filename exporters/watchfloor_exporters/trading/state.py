@@ -11,6 +11,7 @@ fills of orders submitted before the restart count as orphans for latency but st
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,16 @@ class OpenOrder:
     filled: float = 0.0
 
 
+_LABEL_FIELDS = ("strategy", "symbol", "venue", "reason", "feed", "rule", "broker", "endpoint",
+                 "currency")  # fmt: skip
+
+
+@functools.cache
+def _label_fields(event_type: type) -> tuple[str, ...]:
+    """The label-bound fields an event type has (looked up once per type, not per event)."""
+    return tuple(f for f in _LABEL_FIELDS if f in event_type.model_fields)  # type: ignore[attr-defined]
+
+
 class TradingState:
     def __init__(
         self,
@@ -48,7 +59,8 @@ class TradingState:
         self.orders: dict[str, OpenOrder] = {}
         self.max_open_orders = max_open_orders
         self.default_capital = default_capital
-        self._completed: dict[tuple[str, str], deque[tuple[float, float]]] = {}
+        # Per strategy/symbol: the last completed orders' (filled, submitted) and running sums.
+        self._completed: dict[tuple[str, str], tuple[deque[tuple[float, float]], list[float]]] = {}
         self._window = fill_ratio_window
         self._positions: dict[tuple[str, str], tuple[str, float, float]] = {}
         self._peak: dict[str, float] = {}
@@ -61,9 +73,8 @@ class TradingState:
     @staticmethod
     def label_values(events: list[ev.TradingEvent]) -> Iterator[tuple[str, str, str]]:
         for index, event in enumerate(events):
-            for field in ("strategy", "symbol", "venue", "reason", "feed", "rule", "broker",
-                          "endpoint", "currency"):  # fmt: skip
-                value = getattr(event, field, None)
+            for field in _label_fields(type(event)):
+                value = getattr(event, field)
                 if value is not None:
                     yield field, value, f"events[{index}].{field}"
 
@@ -200,10 +211,16 @@ class TradingState:
     def _complete(self, order_id: str, status: str, duration: float | None = None) -> None:
         order = self.orders.pop(order_id)
         self._count(order, status, duration)
-        window = self._completed.setdefault(
-            (order.strategy, order.symbol), deque(maxlen=self._window)
+        window, sums = self._completed.setdefault(
+            (order.strategy, order.symbol), (deque(), [0.0, 0.0])
         )
-        window.append((min(order.filled, order.quantity), order.quantity))
-        filled = sum(f for f, _ in window)
-        submitted = sum(q for _, q in window)
-        m.set_fill_ratio(strategy=order.strategy, symbol=order.symbol, ratio=filled / submitted)
+        if len(window) == self._window:
+            old_filled, old_submitted = window.popleft()
+            sums[0] -= old_filled
+            sums[1] -= old_submitted
+        filled = min(order.filled, order.quantity)
+        window.append((filled, order.quantity))
+        sums[0] += filled
+        sums[1] += order.quantity
+        ratio = min(1.0, max(0.0, sums[0] / sums[1]))
+        m.set_fill_ratio(strategy=order.strategy, symbol=order.symbol, ratio=ratio)

@@ -1,17 +1,131 @@
-"""Rendering the registry for a scraper: OpenMetrics (with exemplars) if asked, else text."""
+"""Rendering the registry for a scraper: OpenMetrics (with exemplars) if asked, else text.
+
+Counters, gauges and histograms are written here rather than by prometheus-client's
+generate_latest: that builds a labels dict and a Sample per bucket on every scrape, about 15 µs a
+sample, which puts a trading exporter's 13 000-sample exposition near 200 ms on a dev box and over
+the 100 ms /metrics budget while it ingests. Label strings are built once per series and cached;
+values and exemplars are read live. Other collectors (process, platform, gc) go through
+prometheus-client as usual. No `_created` series are written (Prometheus only reads them behind a
+feature flag). tests/unit/test_metrics_exposition.py checks the output parses to the same samples.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, cast
+
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
+from prometheus_client.utils import floatToGoString as _untyped_float_to_go
+
+# The Go float formatting Prometheus expects (1.0, +Inf, NaN); untyped in prometheus-client.
+floatToGoString = cast(Callable[[float], str], _untyped_float_to_go)
+
+_FAST_TYPES = frozenset({"counter", "gauge", "histogram"})
+_label_cache: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 def render(accept_header: str | None, registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
     """The exposition body and its Content-Type for a request's Accept header.
 
     Prometheus sends `Accept: application/openmetrics-text...` when exemplar storage is on; only
-    that format carries exemplars, so the choice follows the header exactly as prometheus-client's
-    own HTTP server does.
+    that format carries exemplars, so the choice follows the header as prometheus-client's own
+    HTTP server does.
     """
     encoder, content_type = choose_encoder(accept_header or "")
-    return encoder(registry), content_type
+    openmetrics = content_type.startswith("application/openmetrics-text")
+    lines: list[str] = []
+    others: list[Collector] = []
+    for collector in list(registry._collector_to_names):
+        if isinstance(collector, MetricWrapperBase) and collector._type in _FAST_TYPES:
+            lines.extend(_family(collector, openmetrics))
+        else:
+            others.append(collector)
+    rest = encoder(_Collectors(others))
+    head = ("\n".join(lines) + "\n").encode() if lines else b""
+    return head + rest, content_type
+
+
+class _Collectors:
+    """The collectors prometheus-client renders itself, shaped like a registry."""
+
+    def __init__(self, collectors: list[Collector]) -> None:
+        self._collectors = collectors
+
+    def collect(self) -> Iterator[Any]:
+        for collector in self._collectors:
+            yield from collector.collect()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _labels(name: str, names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    key = (name, values)
+    text = _label_cache.get(key)
+    if text is None:
+        text = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
+        _label_cache[key] = text
+    return text
+
+
+def _series(metric: MetricWrapperBase) -> Iterable[tuple[tuple[str, ...], Any]]:
+    if metric._labelnames:
+        with metric._lock:
+            return list(metric._metrics.items())
+    return [((), metric)]
+
+
+def _exemplar(exemplar: Exemplar | None, openmetrics: bool) -> str:
+    if exemplar is None or not openmetrics:
+        return ""
+    pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(exemplar.labels.items()))
+    stamp = f" {exemplar.timestamp}" if exemplar.timestamp is not None else ""
+    return f" # {{{pairs}}} {floatToGoString(exemplar.value)}{stamp}"
+
+
+def _braces(labels: str, extra: str = "") -> str:
+    inner = f"{labels},{extra}" if labels and extra else labels or extra
+    return f"{{{inner}}}" if inner else ""
+
+
+def _family(metric: MetricWrapperBase, openmetrics: bool) -> list[str]:
+    name, kind = metric._name, metric._type
+    family = name + "_total" if kind == "counter" and not openmetrics else name
+    out = [f"# HELP {family} {_help(metric._documentation)}", f"# TYPE {family} {kind}"]
+    names = tuple(metric._labelnames)
+    for values, child in _series(metric):
+        labels = _labels(name, names, values)
+        if kind == "counter":
+            value = child._value
+            exemplar = _exemplar(value.get_exemplar(), openmetrics)
+            out.append(f"{name}_total{_braces(labels)} {floatToGoString(value.get())}{exemplar}")
+        elif kind == "gauge":
+            (sample,) = child._child_samples()  # a set_function gauge computes its value here
+            out.append(f"{name}{_braces(labels)} {floatToGoString(sample.value)}")
+        else:
+            out.extend(_histogram(name, labels, child, openmetrics))
+    return out
+
+
+def _histogram(name: str, labels: str, child: Any, openmetrics: bool) -> list[str]:
+    out = []
+    total = 0.0
+    bounds = child._upper_bounds
+    for bound, bucket in zip(bounds, child._buckets, strict=True):
+        total += bucket.get()
+        le = _braces(labels, f'le="{floatToGoString(bound)}"')
+        exemplar = _exemplar(bucket.get_exemplar(), openmetrics)
+        out.append(f"{name}_bucket{le} {floatToGoString(total)}{exemplar}")
+    out.append(f"{name}_count{_braces(labels)} {floatToGoString(total)}")
+    if bounds[0] >= 0:  # OpenMetrics: no _sum when buckets are negative (signed values)
+        out.append(f"{name}_sum{_braces(labels)} {floatToGoString(child._sum.get())}")
+    return out
+
+
+def _help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
