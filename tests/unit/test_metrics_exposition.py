@@ -71,8 +71,9 @@ def _normalised(text: str) -> set[str]:
         match = re.match(r"^([^{ ]+)\{([^}]*)\}(.*)$", line)
         if match:
             labels = ",".join(sorted(match.group(2).split(",")))
-            line = f"{match.group(1)}{{{labels}}}{match.group(3)}"
-        lines.add(line)
+            lines.add(f"{match.group(1)}{{{labels}}}{match.group(3)}")
+        else:
+            lines.add(line)
     return lines
 
 

@@ -76,7 +76,7 @@ def _labels(name: str, names: tuple[str, ...], values: tuple[str, ...]) -> str:
 def _series(metric: MetricWrapperBase) -> Iterable[tuple[tuple[str, ...], Any]]:
     if metric._labelnames:
         with metric._lock:
-            return list(metric._metrics.items())
+            return [(tuple(values), child) for values, child in metric._metrics.items()]
     return [((), metric)]
 
 
