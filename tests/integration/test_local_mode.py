@@ -120,3 +120,17 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_debian_prometheus_loads_every_rule_group_healthy(local_stack: LocalStack):
+    rules = httpx.get(f"{local_stack.url('prometheus')}/api/v1/rules").json()["data"]["groups"]
+    names = {group["name"] for group in rules}
+    assert {"watchfloor-thresholds", "trading-alerts", "pipelines-alerts"} <= names
+    deadline = time.monotonic() + 30
+    while True:
+        rules = httpx.get(f"{local_stack.url('prometheus')}/api/v1/rules").json()["data"]["groups"]
+        unhealthy = [r["name"] for g in rules for r in g["rules"] if r["health"] != "ok"]
+        if not unhealthy or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not unhealthy, unhealthy

@@ -1,0 +1,91 @@
+"""The alert rules: promtool-valid, tested, and each alert complete (mixin conventions)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS = ROOT / "infrastructure" / "prometheus"
+RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
+TEST_FILES = sorted((PROMETHEUS / "tests").glob("*_test.yml"))
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool not installed (apt-get install prometheus; .ci/run does)"
+)
+
+
+def _alerts() -> list[dict]:
+    alerts = []
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            alerts += [rule for rule in group["rules"] if "alert" in rule]
+    return alerts
+
+
+def _cases() -> list[dict]:
+    cases = []
+    for path in TEST_FILES:
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            cases += test.get("alert_rule_test", [])
+    return cases
+
+
+@needs_promtool
+def test_promtool_check_rules():
+    result = subprocess.run([PROMTOOL, "check", "rules", *map(str, RULE_FILES)],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_promtool_unit_tests_pass():
+    result = subprocess.run([PROMTOOL, "test", "rules", *map(str, TEST_FILES)],
+                            capture_output=True, text=True, check=False, cwd=PROMETHEUS)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("alert", _alerts(), ids=lambda a: a["alert"])
+def test_alert_is_complete(alert):
+    name = alert["alert"]
+    assert re.fullmatch(r"(?:[A-Z][a-z0-9]+)+", name), f"{name} is not CamelCase"
+    assert alert["labels"]["severity"] in {"critical", "warning", "info"}
+    annotations = alert["annotations"]
+    for key in ("summary", "description", "runbook_url", "dashboard"):
+        assert annotations.get(key), f"{name} has no {key}"
+    assert "$value" in annotations["description"], f"{name}'s description does not give the value"
+    assert annotations["runbook_url"] == f"docs/runbooks/{name}.md"
+    runbook = ROOT / annotations["runbook_url"]
+    assert runbook.exists(), f"runbook {runbook} is missing"
+    text = runbook.read_text()
+    assert "## What to check" in text and "## What to do" in text
+
+
+@pytest.mark.parametrize("alert", _alerts(), ids=lambda a: a["alert"])
+def test_alert_has_a_firing_and_a_quiet_promtool_case(alert):
+    cases = [c for c in _cases() if c["alertname"] == alert["alert"]]
+    assert any(c.get("exp_alerts") for c in cases), f"no promtool case where {alert['alert']} fires"
+    assert any(c.get("exp_alerts") == [] for c in cases), (
+        f"no case where {alert['alert']} stays quiet"
+    )
+
+
+def test_thresholds_live_in_one_file_and_are_all_used():
+    thresholds = yaml.safe_load((PROMETHEUS / "rules" / "thresholds.yml").read_text())
+    names = [r["record"] for g in thresholds["groups"] for r in g["rules"]]
+    assert len(names) == len(set(names))
+    used = " ".join(a["expr"] for a in _alerts())
+    for name in names:
+        assert name in used, f"{name} is defined but no alert uses it"
+    for path in RULE_FILES:
+        if path.name != "thresholds.yml":
+            assert "watchfloor:threshold:" not in re.sub(
+                r"on\(\) group_left\(\) watchfloor:threshold:\w+", "", path.read_text()
+            ), path
