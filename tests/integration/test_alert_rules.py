@@ -72,20 +72,21 @@ def test_alert_is_complete(alert):
 def test_alert_has_a_firing_and_a_quiet_promtool_case(alert):
     cases = [c for c in _cases() if c["alertname"] == alert["alert"]]
     assert any(c.get("exp_alerts") for c in cases), f"no promtool case where {alert['alert']} fires"
-    assert any(c.get("exp_alerts") == [] for c in cases), (
-        f"no case where {alert['alert']} stays quiet"
-    )
+    if alert["alert"] != "Watchdog":  # always firing, by design
+        assert any(c.get("exp_alerts") == [] for c in cases), (
+            f"no case where {alert['alert']} stays quiet"
+        )
 
 
 def test_thresholds_live_in_one_file_and_are_all_used():
     thresholds = yaml.safe_load((PROMETHEUS / "rules" / "thresholds.yml").read_text())
     names = [r["record"] for g in thresholds["groups"] for r in g["rules"]]
     assert len(names) == len(set(names))
-    used = " ".join(a["expr"] for a in _alerts())
+    others = [p for p in RULE_FILES if p.name != "thresholds.yml"]
+    used = " ".join(p.read_text() for p in others)
     for name in names:
-        assert name in used, f"{name} is defined but no alert uses it"
-    for path in RULE_FILES:
-        if path.name != "thresholds.yml":
-            assert "watchfloor:threshold:" not in re.sub(
-                r"on\(\) group_left\(\) watchfloor:threshold:\w+", "", path.read_text()
-            ), path
+        assert name in used, f"{name} is defined but no rule uses it"
+    for path in others:
+        assert "record: watchfloor:threshold:" not in path.read_text(), (
+            f"{path} defines a threshold"
+        )
