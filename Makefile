@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-SOURCES := libs exporters tests benchmarks
+SOURCES := libs exporters services tests benchmarks
 
 .PHONY: help install test test-unit test-integration lint format bench lock clean-venv \
 	local-up local-down local-status
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements.lock
 	  { echo "watchfloor needs Python >= 3.11 (set PYTHON=python3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[fastapi,exporters,dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[fastapi,exporters,alerthub,dev]'
 	@touch $(STAMP)
 
 test: install ## run the whole suite (unit, integration; e2e skips without Docker)
@@ -45,7 +45,7 @@ bench: install ## run the benchmarks; each figure is printed as a ratio to its b
 
 lock: ## re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet -e '.[fastapi,exporters,dev]'
+	.lock-venv/bin/pip install --quiet -e '.[fastapi,exporters,alerthub,dev]'
 	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^watchfloor' > requirements.lock
 	rm -rf .lock-venv
 

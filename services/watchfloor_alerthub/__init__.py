@@ -1,0 +1,1 @@
+"""The alert hub: Alertmanager's webhook in, current alerts kept in SQLite, pushed to browsers."""
