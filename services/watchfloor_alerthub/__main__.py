@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         "--watchdog-stale-seconds", type=float,
         default=float(env.get("WATCHFLOOR_WATCHDOG_STALE_SECONDS", "120")),
     )  # fmt: skip
+    repo_runbooks = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
+    parser.add_argument(
+        "--runbooks", type=Path, default=Path(env.get("WATCHFLOOR_RUNBOOKS_DIR", repo_runbooks)),
+        help="directory of the runbooks the alerts link to (env WATCHFLOOR_RUNBOOKS_DIR)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     token = env.get("WATCHFLOOR_ALERTHUB_TOKEN", "").strip()
     if not token:
@@ -50,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         database=args.database,
         alertmanager_url=args.alertmanager_url.rstrip("/"),
         watchdog_stale_seconds=args.watchdog_stale_seconds,
+        runbooks=args.runbooks if args.runbooks.is_dir() else None,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -25,6 +26,7 @@ from watchfloor_alerthub.models import WebhookPayload
 from watchfloor_alerthub.store import AlertStore
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+RUNBOOK_NAME = re.compile(r"[A-Za-z0-9]+\.md")
 
 
 class HubError(Exception):
@@ -45,6 +47,7 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
     database: Path,
     alertmanager_url: str,
     watchdog_stale_seconds: float = 120.0,
+    runbooks: Path | None = None,
 ) -> FastAPI:
     store = AlertStore(database)
 
@@ -178,6 +181,13 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the store and 
             pass
         finally:
             broadcaster.disconnect(client)
+
+    @app.get("/docs/runbooks/{name}", include_in_schema=False)
+    async def runbook(name: str) -> PlainTextResponse:
+        # Alerts carry repo-relative runbook paths; the page links them here.
+        if runbooks is None or not RUNBOOK_NAME.fullmatch(name) or not (runbooks / name).is_file():
+            raise HubError(404, f"no runbook {name!r}")
+        return PlainTextResponse((runbooks / name).read_text(), media_type="text/markdown")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:

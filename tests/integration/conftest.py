@@ -76,7 +76,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     state = tmp_path_factory.mktemp("local-mode")
     ports = {name: free_port() for name in DEFAULT_PORTS}
     stack = LocalStack(state, local_env(state, ports), ports, TOKEN)
-    started = stack.cli("up", "--scrape-interval", "1s", "--evaluation-interval", "1s")
+    started = stack.cli(
+        "up", "--scrape-interval", "1s", "--evaluation-interval", "1s", "--group-wait", "1s"
+    )
     assert started.returncode == 0, f"local mode did not come up:\n{started.stdout}{started.stderr}"
     try:
         deadline = time.monotonic() + 30

@@ -10,6 +10,7 @@ import pytest
 
 import watchfloor.metrics  # noqa: F401 - registers the catalog
 from tests.integration.conftest import LocalStack, free_port, local_env
+from watchfloor.localmode.components import DEFAULT_PORTS
 from watchfloor.localmode.processes import ProcessTable
 from watchfloor.metrics.cardinality import _families
 
@@ -74,8 +75,7 @@ def test_up_is_idempotent(local_stack: LocalStack):
 
 
 def test_missing_binary_names_the_package(tmp_path):
-    ports = {name: free_port() for name in ("prometheus", "pushgateway", "node-exporter",
-                                            "trading-exporter", "pipeline-exporter")}  # fmt: skip
+    ports = {name: free_port() for name in DEFAULT_PORTS}
     stack = LocalStack(tmp_path, local_env(tmp_path, ports), ports, "t")
     result = stack.cli("up", PROMETHEUS_BIN="/nonexistent/prometheus")
     assert result.returncode == 2
@@ -86,8 +86,7 @@ def test_missing_binary_names_the_package(tmp_path):
 
 
 def test_down_stops_exactly_what_it_started(tmp_path):
-    ports = {name: free_port() for name in ("prometheus", "pushgateway", "node-exporter",
-                                            "trading-exporter", "pipeline-exporter")}  # fmt: skip
+    ports = {name: free_port() for name in DEFAULT_PORTS}
     stack = LocalStack(tmp_path, local_env(tmp_path, ports), ports, "t")
     env = {k: v for k, v in stack.env.items() if k != "WATCHFLOOR_INGEST_TOKEN"}
     stack.env = env
@@ -125,7 +124,7 @@ def _alive(pid: int) -> bool:
 def test_debian_prometheus_loads_every_rule_group_healthy(local_stack: LocalStack):
     rules = httpx.get(f"{local_stack.url('prometheus')}/api/v1/rules").json()["data"]["groups"]
     names = {group["name"] for group in rules}
-    assert {"watchfloor-thresholds", "trading-alerts", "pipelines-alerts"} <= names
+    assert {"watchfloor-thresholds", "trading-alerts", "pipelines-alerts", "slo-alerts"} <= names
     deadline = time.monotonic() + 30
     while True:
         rules = httpx.get(f"{local_stack.url('prometheus')}/api/v1/rules").json()["data"]["groups"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from watchfloor.localmode.components import DEFAULT_PORTS
 from watchfloor.localmode.config import PROMETHEUS_DIR, render_prometheus
 
 pytestmark = pytest.mark.integration
@@ -51,8 +52,7 @@ def test_promtool_accepts_the_compose_layout(tmp_path: Path):
 
 @needs_promtool
 def test_promtool_accepts_the_local_mode_rendering(tmp_path: Path):
-    ports = {name: 10_000 + i for i, name in enumerate(
-        ["prometheus", "pushgateway", "node-exporter", "trading-exporter", "pipeline-exporter"])}  # fmt: skip
+    ports = {name: 10_000 + i for i, name in enumerate(DEFAULT_PORTS)}
     config = render_prometheus(tmp_path, ports, scrape_interval="1s", evaluation_interval="1s")
     result = subprocess.run([PROMTOOL, "check", "config", str(config)],
                             capture_output=True, text=True, check=False)  # fmt: skip

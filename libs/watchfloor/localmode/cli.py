@@ -11,10 +11,15 @@ import urllib.request
 from pathlib import Path
 
 from watchfloor.localmode.components import Component, MissingBinaryError, components
-from watchfloor.localmode.config import REPO, load_secrets, render_prometheus
+from watchfloor.localmode.config import (
+    REPO,
+    load_secrets,
+    render_alertmanager,
+    render_prometheus,
+)
 from watchfloor.localmode.processes import ProcessTable
 
-SECRETS = ("WATCHFLOOR_INGEST_TOKEN",)
+SECRETS = ("WATCHFLOOR_INGEST_TOKEN", "WATCHFLOOR_ALERTHUB_TOKEN")
 
 
 def state_dir() -> Path:
@@ -31,7 +36,12 @@ def healthy(component: Component, timeout: float = 2.0) -> bool:
         return False
 
 
-def up(scrape_interval: str | None, evaluation_interval: str | None, timeout: float) -> int:
+def up(
+    scrape_interval: str | None,
+    evaluation_interval: str | None,
+    timeout: float,
+    group_wait: str | None = None,
+) -> int:
     state = state_dir()
     state.mkdir(parents=True, exist_ok=True)
     try:
@@ -42,6 +52,8 @@ def up(scrape_interval: str | None, evaluation_interval: str | None, timeout: fl
     render_prometheus(state, {c.name: c.port for c in parts}, scrape_interval, evaluation_interval)
     env = {**os.environ, **load_secrets(state, SECRETS)}
     env.setdefault("WATCHFLOOR_ENVIRONMENT", "local")
+    ports = {c.name: c.port for c in parts}
+    render_alertmanager(state, ports["alert-hub"], env, group_wait)
     table = ProcessTable(state)
     for component in parts:
         if table.running(component.name) is None:
@@ -118,11 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--scrape-interval", help="override global.scrape_interval, e.g. 1s")
     start.add_argument("--evaluation-interval", help="override global.evaluation_interval")
     start.add_argument("--timeout", type=float, default=60.0, help="seconds to become healthy")
+    start.add_argument("--group-wait", help="override Alertmanager's group_wait/interval, e.g. 1s")
     commands.add_parser("down", help="stop exactly the processes local mode started")
     commands.add_parser("status", help="show each process and its health (exit 3 if any down)")
     args = parser.parse_args(argv)
     if args.command == "up":
-        return up(args.scrape_interval, args.evaluation_interval, args.timeout)
+        return up(args.scrape_interval, args.evaluation_interval, args.timeout, args.group_wait)
     if args.command == "down":
         return down()
     return status()

@@ -29,6 +29,8 @@ DEFAULT_PORTS = {
     "node-exporter": 9100,
     "trading-exporter": 9101,
     "pipeline-exporter": 9102,
+    "alertmanager": 9093,
+    "alert-hub": 9095,
 }
 
 # Binary name candidates: Debian's package names first, then the upstream names.
@@ -43,6 +45,11 @@ _BINARIES = {
         "NODE_EXPORTER_BIN",
         "prometheus-node-exporter",
         ("prometheus-node-exporter", "node_exporter"),
+    ),
+    "alertmanager": (
+        "ALERTMANAGER_BIN",
+        "prometheus-alertmanager",
+        ("prometheus-alertmanager", "alertmanager"),
     ),
 }
 
@@ -119,6 +126,36 @@ def components(state: Path, retention: str = "2d") -> list[Component]:
         ),
         _exporter("trading-exporter", "watchfloor_exporters.trading"),
         _exporter("pipeline-exporter", "watchfloor_exporters.pipeline"),
+        Component(
+            "alertmanager",
+            port_of("alertmanager"),
+            (
+                find_binary("alertmanager"),
+                f"--config.file={state / 'alertmanager' / 'alertmanager.yml'}",
+                f"--storage.path={state / 'alertmanager' / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port_of('alertmanager')}",
+                f"--web.external-url=http://127.0.0.1:{port_of('alertmanager')}",
+                "--cluster.listen-address=",  # a single instance: no gossip port to collide
+            ),
+            "/-/ready",
+            ("ALERTMANAGER_BIN", "prometheus-alertmanager"),
+        ),
+        Component(
+            "alert-hub",
+            port_of("alert-hub"),
+            (
+                sys.executable,
+                "-m",
+                "watchfloor_alerthub",
+                "--port",
+                str(port_of("alert-hub")),
+                "--database",
+                str(state / "alerthub.sqlite"),
+                "--alertmanager-url",
+                f"http://127.0.0.1:{port_of('alertmanager')}",
+            ),
+            "/health",
+        ),
     ]
 
 

@@ -103,7 +103,7 @@ def test_authentication(hub):
     assert hub.post("/alertmanager/webhook", json=payload()).status_code == 401
     assert hub.get("/api/alerts", headers={"Authorization": "Bearer wrong"}).status_code == 403
     assert hub.get("/api/alerts").status_code == 401
-    with pytest.raises(Exception), hub.websocket_connect("/ws?token=wrong") as socket:  # noqa: B017
+    with pytest.raises(Exception), hub.websocket_connect("/ws?token=wrong") as socket:
         socket.receive_json()
 
 
@@ -154,6 +154,20 @@ def test_slow_clients_are_bounded_and_resynced():
 def test_page_is_served(hub):
     page = hub.get("/")
     assert page.status_code == 200 and "watchfloor alerts" in page.text
+
+
+def test_runbooks_are_served_safely(tmp_path):
+    from pathlib import Path
+
+    runbooks = Path(__file__).resolve().parents[3] / "docs" / "runbooks"
+    app = create_app(
+        token=TOKEN, database=tmp_path / "h.sqlite", alertmanager_url="http://x", runbooks=runbooks
+    )
+    with TestClient(app) as client:
+        page = client.get("/docs/runbooks/Watchdog.md")
+        assert page.status_code == 200 and page.text.startswith("# Watchdog")
+        assert client.get("/docs/runbooks/..%2F..%2FREADME.md").status_code == 404
+        assert client.get("/docs/runbooks/Nope.md").status_code == 404
 
 
 @settings(
