@@ -49,7 +49,7 @@ lock: ## re-resolve requirements.lock from pyproject.toml in a scratch venv
 	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^watchfloor' > requirements.lock
 	rm -rf .lock-venv
 
-local-up: install ## local mode: Prometheus, pushgateway, node-exporter, both exporters (simulating) on 127.0.0.1
+local-up: install ## local mode: Prometheus, pushgateway, node-exporter, Alertmanager, exporters, alert hub on 127.0.0.1
 	$(BIN)/watchfloor-local up
 
 local-down: ## stop exactly what local-up started
