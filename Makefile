@@ -4,10 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-SOURCES := libs exporters services tests benchmarks
+SOURCES := libs exporters services provisioning tests benchmarks
 
 .PHONY: help install test test-unit test-integration lint format bench lock clean-venv \
-	local-up local-down local-status
+	local-up local-down local-status dashboards
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements.lock
 	  { echo "watchfloor needs Python >= 3.11 (set PYTHON=python3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[fastapi,exporters,alerthub,dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[fastapi,exporters,alerthub,provisioning,dev]'
 	@touch $(STAMP)
 
 test: install ## run the whole suite (unit, integration; e2e skips without Docker)
@@ -45,7 +45,7 @@ bench: install ## run the benchmarks; each figure is printed as a ratio to its b
 
 lock: ## re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet -e '.[fastapi,exporters,alerthub,dev]'
+	.lock-venv/bin/pip install --quiet -e '.[fastapi,exporters,alerthub,provisioning,dev]'
 	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^watchfloor' > requirements.lock
 	rm -rf .lock-venv
 
@@ -57,6 +57,9 @@ local-down: ## stop exactly what local-up started
 
 local-status: ## show local mode's processes and their health
 	$(BIN)/watchfloor-local status
+
+dashboards: install ## regenerate provisioning/grafana/dashboards/ from provisioning/watchfloor_provisioning
+	$(BIN)/python -m watchfloor_provisioning.grafana.generate
 
 clean-venv: ## remove the virtualenv
 	rm -rf $(VENV)

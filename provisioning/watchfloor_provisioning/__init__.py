@@ -1,0 +1,1 @@
+"""Provisioning as code: Grafana dashboards (generated JSON); Elasticsearch/Kibana objects next."""
