@@ -67,3 +67,10 @@ def test_one_provider_per_folder_without_ui_updates():
     folders = {path.parent.name for path in DASHBOARDS}
     assert {p["options"]["path"].rsplit("/", 1)[1] for p in providers} == folders
     assert all(p["allowUiUpdates"] is False for p in providers)
+
+
+def test_template_variables_cover_the_dimensions_users_filter_by():
+    names = set()
+    for path in DASHBOARDS:
+        names |= {v["name"] for v in json.loads(path.read_text()).get("templating", {}).get("list", [])}
+    assert {"strategy", "symbol", "venue", "service", "dataset"} <= names

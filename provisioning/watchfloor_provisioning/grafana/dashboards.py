@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
 
-from watchfloor_provisioning.grafana.panels import base, heat, row, series, single, variable
+from watchfloor_provisioning.grafana.panels import (
+    JAEGER_EXPLORE,
+    KIBANA_BY_CORRELATION,
+    KIBANA_ERRORS,
+    base,
+    heat,
+    row,
+    series,
+    single,
+    variable,
+)
 
 TRADING = 'strategy=~"$strategy",symbol=~"$symbol"'
 VENUE = 'venue=~"$venue"'
@@ -41,6 +51,7 @@ def trading_operations() -> db.Dashboard:
             *[(f"histogram_quantile({q}, sum by (le) (rate({latency}{{{sel}}}[{RATE}])))", f"p{int(q * 100)}")
               for q in (0.5, 0.95, 0.99)],
             description="Submit to final fill. Exemplars link to the order's trace in Jaeger.",
+            links=(("Order traces in Jaeger", JAEGER_EXPLORE), ("Logs by correlation id", KIBANA_BY_CORRELATION)),
         ))
         .with_panel(series(
             "Orders by status", "ops",
@@ -58,6 +69,7 @@ def trading_operations() -> db.Dashboard:
         .with_panel(series(
             "Rejections by reason", "ops",
             (f'sum by (reason) (rate(trading_order_rejections_total{{strategy=~"$strategy",{VENUE}}}[{RATE}]))', "{{reason}}"),
+            links=(("Errors in Kibana", KIBANA_ERRORS),),
         ))
         .with_row(row("Execution quality"))
         .with_panel(heat(
@@ -166,6 +178,7 @@ def pipelines() -> db.Dashboard:
         dashboard.with_panel(series(
             "Runs by status (1 h)", "short",
             (f"sum by (pipeline, status) (increase(pipeline_runs_total{{{sel}}}[1h]))", "{{pipeline}} {{status}}"),
+            links=(("Failed runs' logs in Kibana", KIBANA_ERRORS),),
         ))
         .with_panel(series(
             "Run duration p95", "s",
@@ -210,7 +223,11 @@ def pipelines() -> db.Dashboard:
 def operations() -> db.Dashboard:
     dashboard = base("watchfloor-operations", "Operations", ["platform"], refresh="30s")
     dashboard.with_variable(variable("instance", "Host", "label_values(node_uname_info, instance)"))
+    dashboard.with_variable(
+        variable("service", "Service", "label_values(http_server_requests_total, service)")
+    )
     host = 'instance=~"$instance"'
+    svc = 'service=~"$service"'
     fs = f'{host},fstype!~"tmpfs|ramfs|overlay|squashfs"'
     return (
         dashboard.with_row(row("Hosts"))
@@ -229,15 +246,16 @@ def operations() -> db.Dashboard:
         .with_row(row("Services (RED)"))
         .with_panel(series(
             "Requests by service and route", "reqps",
-            (f"sum by (service, route) (rate(http_server_requests_total[{RATE}]))", "{{service}} {{route}}"),
+            (f"sum by (service, route) (rate(http_server_requests_total{{{svc}}}[{RATE}]))", "{{service}} {{route}}"),
         ))
         .with_panel(series(
             "Error ratio by service", "percentunit",
-            (f'sum by (service) (rate(http_server_requests_total{{status=~"5.."}}[{RATE}])) / sum by (service) (rate(http_server_requests_total[{RATE}])) or sum by (service) (rate(http_server_requests_total[{RATE}])) * 0', "{{service}}"),
+            (f'sum by (service) (rate(http_server_requests_total{{status=~"5..",{svc}}}[{RATE}])) / sum by (service) (rate(http_server_requests_total{{{svc}}}[{RATE}])) or sum by (service) (rate(http_server_requests_total{{{svc}}}[{RATE}])) * 0', "{{service}}"),
+            links=(("Errors in Kibana", KIBANA_ERRORS), ("Traces in Jaeger", JAEGER_EXPLORE)),
         ))
         .with_panel(series(
             "Request duration p95 by service", "s",
-            (f"histogram_quantile(0.95, sum by (service, le) (rate(http_server_request_duration_seconds_bucket[{RATE}])))", "{{service}}"),
+            (f"histogram_quantile(0.95, sum by (service, le) (rate(http_server_request_duration_seconds_bucket{{{svc}}}[{RATE}])))", "{{service}}"),
         ))
         .with_row(row("Elasticsearch"))
         .with_panel(series(

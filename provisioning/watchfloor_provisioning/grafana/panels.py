@@ -11,6 +11,12 @@ from grafana_foundation_sdk.models.common import LegendDisplayMode
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 PROMETHEUS = model.DataSourceRef(type_val="prometheus", uid="prometheus")
+# Where a panel's figures lead next: traces in Jaeger (through Grafana), logs in Kibana.
+JAEGER_EXPLORE = (
+    '/explore?left={"datasource":"jaeger","queries":[{"refId":"A","queryType":"search"}]}'
+)
+KIBANA_ERRORS = "http://localhost:5601/app/discover#/view/watchfloor-errors-24h"
+KIBANA_BY_CORRELATION = "http://localhost:5601/app/discover#/view/watchfloor-by-correlation-id"
 
 
 def query(expr: str, legend: str = "", ref: str = "A") -> prometheus.Dataquery:
@@ -41,6 +47,7 @@ def series(
     width: int = 12,
     height: int = 8,
     stack: bool = False,
+    links: tuple[tuple[str, str], ...] = (),
 ) -> timeseries.Panel:
     panel = (
         timeseries.Panel()
@@ -54,6 +61,16 @@ def series(
     )
     if stack:
         panel.fill_opacity(40)
+    if links:
+        panel.links(
+            [
+                db.DashboardLink(title)
+                .type(model.DashboardLinkType.LINK)
+                .url(url)
+                .target_blank(True)
+                for title, url in links
+            ]
+        )
     _targets(panel, list(exprs))
     return panel
 
