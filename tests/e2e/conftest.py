@@ -13,6 +13,7 @@ import pytest
 # Pinned like the Compose stack pins them (the Compose issue moves these to one place).
 LOGSTASH_IMAGE = "docker.elastic.co/logstash/logstash:9.2.1"
 JAEGER_IMAGE = "jaegertracing/jaeger:2.21.0"
+ELASTICSEARCH_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch:9.2.1"
 
 
 def _docker_unavailable_reason() -> str | None:

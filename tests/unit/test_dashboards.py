@@ -72,5 +72,7 @@ def test_one_provider_per_folder_without_ui_updates():
 def test_template_variables_cover_the_dimensions_users_filter_by():
     names = set()
     for path in DASHBOARDS:
-        names |= {v["name"] for v in json.loads(path.read_text()).get("templating", {}).get("list", [])}
+        names |= {
+            v["name"] for v in json.loads(path.read_text()).get("templating", {}).get("list", [])
+        }
     assert {"strategy", "symbol", "venue", "service", "dataset"} <= names
