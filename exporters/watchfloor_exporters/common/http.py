@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -15,8 +16,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from watchfloor.fastapi import instrument_app
-from watchfloor_exporters.common.ingest import BatchError
+from watchfloor_exporters.common.ingest import DEFAULT_MAX_BODY_BYTES, BatchError, limit_from_env
+from watchfloor_exporters.common.ingestor import Ingestor
 from watchfloor_exporters.common.metrics import BATCHES
+from watchfloor_exporters.common.simulation import Step, post_forever
 
 log = logging.getLogger(__name__)
 
@@ -126,3 +129,35 @@ def create_app(
 
     instrument_app(app, f"{exporter}-exporter")
     return app
+
+
+def exporter_app(
+    *,
+    exporter: str,
+    title: str,
+    description: str,
+    token: str,
+    ingestor: Ingestor,
+    routes: dict[str, Any],
+    step: Step | None,
+    port: int,
+) -> FastAPI:
+    """An exporter: one ingest route per event type, and the simulator posting to them if on."""
+    background = None
+    if step is not None:
+        background = functools.partial(
+            post_forever,
+            base_url=f"http://127.0.0.1:{port}",
+            token=token,
+            step=step,
+            max_events=ingestor.max_events,
+        )
+    return create_app(
+        exporter=exporter,
+        title=title,
+        description=description,
+        token=token,
+        max_body_bytes=limit_from_env("WATCHFLOOR_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        routes={path: ingestor.route(event_type) for path, event_type in routes.items()},
+        background=background,
+    )

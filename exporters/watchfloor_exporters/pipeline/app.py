@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-
 from fastapi import FastAPI
 
-from watchfloor_exporters.common.http import create_app
-from watchfloor_exporters.common.ingest import DEFAULT_MAX_BODY_BYTES, limit_from_env
+from watchfloor_exporters.common.http import exporter_app
 from watchfloor_exporters.common.ingestor import Ingestor
-from watchfloor_exporters.common.simulation import post_forever
 from watchfloor_exporters.pipeline.events import ApiUsageEvent, QualityEvent, RunEvent
 from watchfloor_exporters.pipeline.simulator import API, QUALITY, RUNS, PipelineSimulator
 from watchfloor_exporters.pipeline.state import EXPORTER, PipelineState
@@ -23,27 +19,13 @@ replayed ids skipped. Data freshness is computed from each dataset's last succes
 
 def build(token: str, simulate: bool, port: int, seed: int | None) -> FastAPI:
     state = PipelineState()
-    ingestor = Ingestor(EXPORTER, state.apply, state.label_values)
-    background = None
-    if simulate:
-        simulator = PipelineSimulator(seed)
-        background = functools.partial(
-            post_forever,
-            base_url=f"http://127.0.0.1:{port}",
-            token=token,
-            step=simulator.step,
-            max_events=ingestor.max_events,
-        )
-    return create_app(
+    return exporter_app(
         exporter=EXPORTER,
         title="watchfloor pipeline exporter",
         description=DESCRIPTION,
         token=token,
-        max_body_bytes=limit_from_env("WATCHFLOOR_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
-        routes={
-            RUNS: ingestor.route(RunEvent),
-            QUALITY: ingestor.route(QualityEvent),
-            API: ingestor.route(ApiUsageEvent),
-        },
-        background=background,
+        ingestor=Ingestor(EXPORTER, state.apply, state.label_values),
+        routes={RUNS: RunEvent, QUALITY: QualityEvent, API: ApiUsageEvent},
+        step=PipelineSimulator(seed).step if simulate else None,
+        port=port,
     )

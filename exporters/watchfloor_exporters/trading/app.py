@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-
 from fastapi import FastAPI
 
-from watchfloor_exporters.common.http import create_app
-from watchfloor_exporters.common.ingest import DEFAULT_MAX_BODY_BYTES, limit_from_env
+from watchfloor_exporters.common.http import exporter_app
 from watchfloor_exporters.common.ingestor import Ingestor
-from watchfloor_exporters.common.simulation import post_forever
+from watchfloor_exporters.common.simulation import Step
 from watchfloor_exporters.trading.events import TradingEvent
 from watchfloor_exporters.trading.simulator import TradingSimulator
 from watchfloor_exporters.trading.state import EXPORTER, TradingState
@@ -23,23 +20,20 @@ whose id was already applied are skipped, so replaying a batch does not double c
 
 def build(token: str, simulate: bool, port: int, seed: int | None) -> FastAPI:
     state = TradingState()
-    ingestor = Ingestor(EXPORTER, state.apply, state.label_values)
-    background = None
+    step: Step | None = None
     if simulate:
         simulator = TradingSimulator(seed)
-        background = functools.partial(
-            post_forever,
-            base_url=f"http://127.0.0.1:{port}",
-            token=token,
-            step=lambda now, dt: {"/v1/events": simulator.step(now, dt)},
-            max_events=ingestor.max_events,
-        )
-    return create_app(
+
+        def step(now, dt):  # type: ignore[no-untyped-def]
+            return {"/v1/events": simulator.step(now, dt)}
+
+    return exporter_app(
         exporter=EXPORTER,
         title="watchfloor trading exporter",
         description=DESCRIPTION,
         token=token,
-        max_body_bytes=limit_from_env("WATCHFLOOR_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
-        routes={"/v1/events": ingestor.route(TradingEvent)},
-        background=background,
+        ingestor=Ingestor(EXPORTER, state.apply, state.label_values),
+        routes={"/v1/events": TradingEvent},
+        step=step,
+        port=port,
     )
