@@ -1,4 +1,4 @@
-"""docs/metrics.md lists exactly the catalog's metrics, with their labels."""
+"""docs/metrics.md lists exactly the catalog's metrics, with their type, unit and labels."""
 
 from __future__ import annotations
 
@@ -7,21 +7,37 @@ from pathlib import Path
 
 import watchfloor.metrics
 import watchfloor.metrics.shipping  # noqa: F401
-from watchfloor.metrics.cardinality import _families
+from watchfloor.metrics.cardinality import LABEL_OVERFLOW, _families
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
-ROW = re.compile(r"^\| `([a-z_]+)` \| (\w+) \| ([^|]*) \|", re.MULTILINE)
+ROW = re.compile(r"^\| `([a-z_]+)` \| (\w+) \| ([^|]+) \| ([^|]*) \|", re.MULTILINE)
 
 
-def test_every_catalog_metric_is_documented_with_its_labels():
-    documented = {name: labels for name, _, labels in ROW.findall(DOC.read_text())}
+def _documented() -> dict[str, tuple[str, str, list[str]]]:
+    return {
+        name: (kind, unit.strip(), [label.strip() for label in labels.split(",")])
+        for name, kind, unit, labels in ROW.findall(DOC.read_text())
+    }
+
+
+def test_every_catalog_metric_is_documented_with_type_unit_and_capped_labels():
+    documented = _documented()
     for family in _families:
         if family.name.startswith("cap_test"):
             continue
-        suffix = "_total" if family.metric._type == "counter" else ""
-        name = family.name + suffix
+        kind = family.metric._type
+        name = family.name + ("_total" if kind == "counter" else "")
         assert name in documented, f"{name} is missing from docs/metrics.md"
-        labels = [label.strip(" *") for label in documented[name].split(",")]
-        assert labels == list(family._labels), name
+        doc_kind, unit, labels = documented[name]
+        assert doc_kind == kind, name
+        assert unit, f"{name} has no unit"
+        capped = {family._labels[i] for i in family._capped}
+        assert [label.strip("*") for label in labels] == list(family._labels), name
+        assert {label.strip("*") for label in labels if label.startswith("*")} == capped, name
+
+
+def test_the_overflow_counter_is_documented_and_names_are_prefixed():
+    documented = _documented()
+    assert documented["watchfloor_label_overflow_total"][2] == list(LABEL_OVERFLOW._labelnames)
     for name in documented:
         assert name.startswith(("trading_", "pipeline_", "watchfloor_")), name

@@ -3,7 +3,7 @@
 One module per domain: `watchfloor.metrics.trading`, `watchfloor.metrics.pipeline`,
 `watchfloor.metrics.shipping` (the log shipper's own health). Names are in base units with
 `_total`, `_seconds`, `_bps`, `_ratio` suffixes; docs/metrics.md lists every metric and label.
-Helpers (`trading.record_order(...)`, `pipeline.record_run(...)`, ...) cache label children and
+Helpers (`record_order(...)`, `record_run(...)`, ...; re-exported here) cache label children and
 cap unbounded labels (`cardinality`); histograms carry the active span's trace id as an exemplar;
 `exposition.render` serves OpenMetrics when the scraper asks for it.
 """
@@ -11,5 +11,61 @@ cap unbounded labels (`cardinality`); histograms carry the active span's trace i
 from watchfloor.metrics import pipeline, trading
 from watchfloor.metrics.cardinality import OVERFLOW, set_label_limit
 from watchfloor.metrics.exposition import render
+from watchfloor.metrics.pipeline import (
+    record_api_call,
+    record_cost,
+    record_run,
+    record_run_started,
+    record_validation,
+    set_freshness,
+    set_quality,
+)
+from watchfloor.metrics.trading import (
+    record_broker_call,
+    record_fill,
+    record_market_data,
+    record_order,
+    record_order_ack,
+    record_rejection,
+    record_risk_violation,
+    record_slippage,
+    record_submitted_quantity,
+    set_drawdown,
+    set_exposure,
+    set_fill_ratio,
+    set_limit_utilisation,
+    set_pnl,
+    set_win_ratio,
+    slippage_bps,
+)
 
-__all__ = ["OVERFLOW", "pipeline", "render", "set_label_limit", "trading"]
+__all__ = [
+    "OVERFLOW",
+    "pipeline",
+    "record_api_call",
+    "record_broker_call",
+    "record_cost",
+    "record_fill",
+    "record_market_data",
+    "record_order",
+    "record_order_ack",
+    "record_rejection",
+    "record_risk_violation",
+    "record_run",
+    "record_run_started",
+    "record_slippage",
+    "record_submitted_quantity",
+    "record_validation",
+    "render",
+    "set_drawdown",
+    "set_exposure",
+    "set_fill_ratio",
+    "set_freshness",
+    "set_label_limit",
+    "set_limit_utilisation",
+    "set_pnl",
+    "set_quality",
+    "set_win_ratio",
+    "slippage_bps",
+    "trading",
+]

@@ -2,8 +2,9 @@
 
 Unbounded labels (symbol, strategy, dataset, endpoint, ...) are capped; past the cap a new value is
 recorded as `__overflow__` and `watchfloor_label_overflow_total{metric}` rises once per folded
-observation. The check runs only when a label child is not cached yet, so the hot path of the
-helpers stays one dict lookup; folded values are never cached, which keeps memory bounded.
+observation (however many of its labels were folded). The check runs only when a label child is not
+cached yet, so the hot path of the helpers stays one dict lookup; folded values are never cached,
+which keeps memory bounded.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 OVERFLOW = "__overflow__"
 DEFAULT_LIMIT = 2000
+HTTP_STATUSES = frozenset(str(code) for code in range(100, 600))
 
 LABEL_OVERFLOW = Counter(
     "watchfloor_label_overflow_total",
@@ -44,21 +46,21 @@ class _Guard:
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str], set[str]] = {}
 
-    def admit(self, metric: str, label: str, value: str) -> tuple[str, bool]:
-        """The value to record and whether it was folded."""
+    def admits(self, metric: str, label: str, value: str) -> bool:
+        """Whether `value` may be recorded as itself (seen before, or still under the cap)."""
         with self._lock:
             seen = self._seen.setdefault((metric, label), set())
             if value in seen:
-                return value, False
+                return True
             if len(seen) < self.limit:
                 seen.add(value)
-                return value, False
-        LABEL_OVERFLOW.labels(metric).inc()
-        return OVERFLOW, True
+                return True
+        return False
 
     def reset(self) -> None:
         with self._lock:
             self._seen.clear()
+            self.limit = _limit_from_env()
 
 
 GUARD = _Guard()
@@ -104,18 +106,29 @@ class Family(Generic[M]):
         for index, allowed in self._closed.items():
             if text[index] not in allowed:
                 raise ValueError(
-                    f"{self.name}: {self._labels[index]} must be one of {sorted(allowed)}, "
+                    f"{self.name}: {self._labels[index]} must be one of {_describe(allowed)}, "
                     f"got {text[index]!r}"
                 )
         folded = False
         for index in self._capped:
-            text[index], was_folded = GUARD.admit(self.name, self._labels[index], text[index])
-            folded |= was_folded
+            if not GUARD.admits(self.name, self._labels[index], text[index]):
+                text[index] = OVERFLOW
+                folded = True
         child: M = self.metric.labels(*text)
-        if not folded:
+        if folded:
+            LABEL_OVERFLOW.labels(self.name).inc()
+        else:
             with self._lock:
                 self._children[values] = child
         return child
+
+
+def _describe(allowed: frozenset[str]) -> str:
+    values = sorted(allowed)
+    if len(values) <= 12:
+        return str(values)
+    # A long set (HTTP_STATUSES) reads better as its span than as a list.
+    return f"{values[0]}..{values[-1]}"
 
 
 def set_label_limit(limit: int) -> None:
@@ -126,7 +139,10 @@ def set_label_limit(limit: int) -> None:
 
 
 def reset() -> None:
-    """Forget every admitted value and cached child (tests; a process normally never needs it)."""
+    """Forget every admitted value and cached child and re-read the limit from the environment.
+
+    For tests; a process normally never needs it. Series already in the registry stay.
+    """
     GUARD.reset()
     for family in _families:
         with family._lock:

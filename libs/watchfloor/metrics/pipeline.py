@@ -1,8 +1,9 @@
 """The data-pipeline metric catalog: runs, freshness, quality, external APIs, cost.
 
-Labels pipeline, job, dataset, api and resource are capped by the cardinality guard; status,
-dimension and result are closed sets. Quality thresholds (seed 000): completeness 0.8,
-consistency 0.9, validation pass rate 95%.
+Labels pipeline, job, dataset, api and resource are capped by the cardinality guard; status (a run's
+status, or the HTTP code 100..599 of an API call), dimension and result are closed sets, checked
+once per new label combination. Quality thresholds (seed 000): completeness 0.8, consistency 0.9,
+validation pass rate 95%. docs/metrics.md describes every label.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from watchfloor.metrics.cardinality import Family
+from watchfloor.metrics.cardinality import HTTP_STATUSES, Family
 from watchfloor.metrics.exemplars import current_exemplar
 
-RUN_STATUSES = frozenset({"started", "success", "failure", "cancelled"})
+FINISHED_STATUSES = frozenset({"success", "failure", "cancelled"})
+RUN_STATUSES = FINISHED_STATUSES | {"started"}
 QUALITY_DIMENSIONS = frozenset({"completeness", "consistency", "validity"})
 RESULTS = frozenset({"pass", "fail"})
 
@@ -23,12 +25,12 @@ RUN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400)
 RUN_DURATION = Family(
     Histogram(
         "pipeline_run_duration_seconds",
-        "Duration of finished pipeline runs.",
+        "Duration of finished pipeline runs by outcome (success, failure, cancelled).",
         ["pipeline", "job", "status"],
         buckets=RUN_BUCKETS,
     ),
     capped=("pipeline", "job"),
-    closed={"status": RUN_STATUSES},
+    closed={"status": FINISHED_STATUSES},
 )
 RUNS = Family(
     Counter(
@@ -96,6 +98,7 @@ API_REQUESTS = Family(
         ["api", "status"],
     ),
     capped=("api",),
+    closed={"status": HTTP_STATUSES},
 )
 API_RATE_LIMIT_REMAINING = Family(
     Gauge(
@@ -130,8 +133,9 @@ def record_run(
     finished_at: float | None = None,
 ) -> None:
     """A finished run: its outcome, duration, record counts, and the last-success time."""
-    RUNS.child(pipeline, job, status).inc()
+    # The duration's child refuses an unfinished status before the run is counted.
     RUN_DURATION.child(pipeline, job, status).observe(duration_seconds, current_exemplar())
+    RUNS.child(pipeline, job, status).inc()
     if records:
         RECORDS.child(pipeline, job).inc(records)
     if record_errors:

@@ -1,9 +1,10 @@
 """The trading metric catalog: orders, fills, slippage, P&L, risk, market data, broker APIs.
 
-Labels: strategy, symbol, venue, feed, broker, endpoint, rule and reason are capped by the
-cardinality guard; side (buy|sell), order_type, status, severity, currency and kind are closed sets.
+Labels: strategy, symbol, venue, feed, broker, endpoint, rule, reason and currency are capped by the
+cardinality guard; side (buy|sell), order_type, status (order status, or the HTTP code 100..599 of
+a broker call), severity and kind are closed sets, checked once per new label combination.
 Slippage is signed in basis points against the arrival price: positive is a cost (bought above /
-sold below arrival), negative an improvement.
+sold below arrival), negative an improvement. docs/metrics.md describes every label.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from watchfloor.metrics.cardinality import Family
+from watchfloor.metrics.cardinality import HTTP_STATUSES, Family
 from watchfloor.metrics.exemplars import current_exemplar
 
 SIDES = frozenset({"buy", "sell"})
+ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit", "iceberg", "twap", "vwap"})
 ORDER_STATUSES = frozenset(
     {"submitted", "acked", "partially_filled", "filled", "cancelled", "rejected", "expired"}
 )
 SEVERITIES = frozenset({"info", "warning", "critical"})
+PNL_KINDS = frozenset({"realized", "unrealized"})
+EXPOSURE_KINDS = frozenset({"gross", "net"})
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 MARKET_DATA_BUCKETS = (
@@ -47,7 +51,7 @@ ORDER_EXECUTION = Family(
         buckets=LATENCY_BUCKETS,
     ),
     capped=("strategy", "symbol", "venue"),
-    closed={"side": SIDES},
+    closed={"side": SIDES, "order_type": ORDER_TYPES},
 )
 ORDER_ACK = Family(
     Histogram(
@@ -66,7 +70,7 @@ ORDERS = Family(
         ["strategy", "symbol", "venue", "side", "order_type", "status"],
     ),
     capped=("strategy", "symbol", "venue"),
-    closed={"side": SIDES, "status": ORDER_STATUSES},
+    closed={"side": SIDES, "order_type": ORDER_TYPES, "status": ORDER_STATUSES},
 )
 REJECTIONS = Family(
     Counter(
@@ -125,7 +129,8 @@ PNL = Family(
         "Strategy profit and loss in the currency's units; kind is realized or unrealized.",
         ["strategy", "currency", "kind"],
     ),
-    capped=("strategy",),
+    capped=("strategy", "currency"),
+    closed={"kind": PNL_KINDS},
 )
 DRAWDOWN = Family(
     Gauge(
@@ -149,6 +154,8 @@ EXPOSURE = Family(
         "Position exposure in the currency's units; kind is gross (sum of |value|) or net.",
         ["currency", "kind"],
     ),
+    capped=("currency",),
+    closed={"kind": EXPOSURE_KINDS},
 )
 RISK_VIOLATIONS = Family(
     Counter(
@@ -197,6 +204,7 @@ BROKER_REQUESTS = Family(
         ["broker", "endpoint", "status"],
     ),
     capped=("broker", "endpoint"),
+    closed={"status": HTTP_STATUSES},
 )
 BROKER_DURATION = Family(
     Histogram(
@@ -238,6 +246,11 @@ def _check(value: str, allowed: frozenset[str], what: str) -> None:
         raise ValueError(f"{what} must be one of {sorted(allowed)}, got {value!r}")
 
 
+def _check_ratio(value: float, what: str) -> None:
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise ValueError(f"{what} must be within 0..1, got {value}")
+
+
 def record_order(
     *,
     strategy: str,
@@ -269,11 +282,13 @@ def record_rejection(*, strategy: str, venue: str, reason: str) -> None:
 
 
 def record_fill(*, strategy: str, symbol: str, venue: str, side: str, quantity: float) -> None:
-    FILLS.child(strategy, symbol, venue, side).inc()
+    # Quantity first: a negative one raises before the fill is counted, so nothing half-lands.
     FILLED_QUANTITY.child(strategy, symbol, side).inc(quantity)
+    FILLS.child(strategy, symbol, venue, side).inc()
 
 
 def set_fill_ratio(*, strategy: str, symbol: str, ratio: float) -> None:
+    _check_ratio(ratio, "fill ratio")
     FILL_RATIO.child(strategy, symbol).set(ratio)
 
 
@@ -296,10 +311,12 @@ def set_pnl(*, strategy: str, currency: str, realized: float, unrealized: float)
 
 
 def set_drawdown(*, strategy: str, ratio: float) -> None:
+    _check_ratio(ratio, "drawdown ratio")
     DRAWDOWN.child(strategy).set(ratio)
 
 
 def set_win_ratio(*, strategy: str, ratio: float) -> None:
+    _check_ratio(ratio, "win ratio")
     WIN_RATIO.child(strategy).set(ratio)
 
 

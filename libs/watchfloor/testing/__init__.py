@@ -1,1 +1,1 @@
-"""Test utilities shipped with the library, so services' own integration tests can use them."""
+"""Test utilities shipped with the library, so users' own integration tests can use them too."""
