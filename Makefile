@@ -6,11 +6,38 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := libs exporters services provisioning tests benchmarks
 
+COMPOSE := docker compose -f docker-compose.monitoring.yml
+STACK := $(BIN)/python -m watchfloor.stack
+
 .PHONY: help install test test-unit test-integration lint format bench lock clean-venv \
-	local-up local-down local-status dashboards
+	local-up local-down local-status dashboards up down ps logs clean validate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+up: install ## the whole stack with Docker Compose: .env, pre-flight checks, start, wait healthy, provision
+	$(STACK) env
+	$(STACK) preflight
+	$(COMPOSE) up -d --build --wait --wait-timeout 600
+	$(COMPOSE) run --rm kibana-setup
+	$(STACK) urls
+
+down: ## stop the stack, keep its data
+	$(COMPOSE) --profile setup down --remove-orphans
+
+ps: ## the stack's containers and their health
+	$(COMPOSE) ps --all
+
+logs: ## follow the stack's logs (SERVICE=name for one service)
+	$(COMPOSE) logs --follow --tail 200 $(SERVICE)
+
+clean: ## stop the stack and delete its volumes (all stored logs, metrics, traces, alerts), after asking
+	@read -r -p "Delete every watchfloor volume (Elasticsearch, Prometheus, Grafana, alert hub data)? [y/N] " answer; \
+	  [ "$$answer" = y ] || [ "$$answer" = Y ] || { echo "kept everything"; exit 1; }
+	$(COMPOSE) --profile setup down --volumes --remove-orphans
+
+validate: install ## every static check of the stack's configuration (no Docker needed)
+	$(BIN)/pytest -m static -q
 
 install: $(STAMP) ## create .venv and install watchfloor with its pinned dependencies
 

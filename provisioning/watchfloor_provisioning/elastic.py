@@ -3,11 +3,19 @@
     python -m watchfloor_provisioning.elastic --dry-run
     python -m watchfloor_provisioning.elastic --elasticsearch-url http://elasticsearch:9200 \\
         --kibana-url http://kibana:5601
+    python -m watchfloor_provisioning.elastic --stage elasticsearch   # Compose `setup`
+    python -m watchfloor_provisioning.elastic --stage kibana          # Compose `kibana-setup`
 
 Idempotent (every call is a PUT of the desired state, or an import with overwrite), retried with
 backoff while Elasticsearch or Kibana is starting, and failing with the object and the reason.
 Credentials come from the environment: ELASTIC_PASSWORD (the `elastic` superuser, setup only),
-KIBANA_SYSTEM_PASSWORD, LOGSTASH_WRITER_PASSWORD, JAEGER_WRITER_PASSWORD, GRAFANA_READER_PASSWORD.
+KIBANA_SYSTEM_PASSWORD, LOGSTASH_WRITER_PASSWORD, JAEGER_WRITER_PASSWORD, GRAFANA_READER_PASSWORD,
+ELASTICSEARCH_EXPORTER_PASSWORD. The objects are read from provisioning/ in the repository, or
+from WATCHFLOOR_PROVISIONING_DIR (the Compose jobs mount the repository's provisioning/ there).
+
+Compose runs two stages: Elasticsearch's objects and users before Kibana, Logstash, Jaeger and
+Grafana start (they log in with those users), and Kibana's saved objects once Kibana is healthy,
+since they go through Kibana's own API.
 """
 
 from __future__ import annotations
@@ -26,14 +34,16 @@ import httpx
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(os.environ.get("WATCHFLOOR_PROVISIONING_DIR") or Path(__file__).resolve().parents[1])
 ELASTICSEARCH = ROOT / "elasticsearch"
 SAVED_OBJECTS = ROOT / "kibana" / "saved_objects.ndjson"
 USERS = {  # user → (role, password variable)
     "watchfloor_logstash": ("watchfloor_logstash_writer", "LOGSTASH_WRITER_PASSWORD"),
     "watchfloor_jaeger": ("watchfloor_jaeger_writer", "JAEGER_WRITER_PASSWORD"),
     "watchfloor_grafana": ("watchfloor_grafana_reader", "GRAFANA_READER_PASSWORD"),
+    "watchfloor_monitoring": ("watchfloor_monitoring", "ELASTICSEARCH_EXPORTER_PASSWORD"),
 }
+STAGES = ("all", "elasticsearch", "kibana")
 
 
 class SetupError(RuntimeError):
@@ -168,23 +178,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be applied, change nothing"
     )
+    parser.add_argument(
+        "--stage", choices=STAGES, default="all",
+        help="elasticsearch: objects and users; kibana: saved objects only (needs --kibana-url)",
+    )  # fmt: skip
     parser.add_argument("--attempts", type=int, default=30)
     parser.add_argument("--retry-delay", type=float, default=1.0)
     args = parser.parse_args(argv)
+    if args.stage == "kibana" and not args.kibana_url:
+        parser.error("--stage kibana needs --kibana-url (or KIBANA_URL)")
+    kibana_url = None if args.stage == "elasticsearch" else args.kibana_url
     try:
-        steps = plan(os.environ)
+        steps = [] if args.stage == "kibana" else plan(os.environ)
         if args.dry_run:
             for step in steps:
                 print(f"would {step.description}")
-            if args.kibana_url:
-                print(f"would POST {args.kibana_url}/api/saved_objects/_import?overwrite=true "
+            if kibana_url:
+                print(f"would POST {kibana_url}/api/saved_objects/_import?overwrite=true "
                       f"({len(SAVED_OBJECTS.read_text().splitlines())} objects)")  # fmt: skip
             return 0
         auth = ("elastic", _required(os.environ, "ELASTIC_PASSWORD"))
         es = Elasticsearch(args.elasticsearch_url, basic_auth=auth, request_timeout=30)
         apply_elasticsearch(es, steps, args.attempts, args.retry_delay)
-        if args.kibana_url:
-            import_kibana(args.kibana_url.rstrip("/"), auth, args.attempts, args.retry_delay)
+        if kibana_url:
+            import_kibana(kibana_url.rstrip("/"), auth, args.attempts, args.retry_delay)
     except SetupError as exc:
         print(f"setup failed: {exc}", file=sys.stderr)
         return 1

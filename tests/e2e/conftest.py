@@ -7,13 +7,20 @@ WATCHFLOOR_REQUIRE_DOCKER=1 turns that skip into a failure, for Docker hosts tha
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
-# Pinned like the Compose stack pins them (the Compose issue moves these to one place).
-LOGSTASH_IMAGE = "docker.elastic.co/logstash/logstash:9.2.1"
-JAEGER_IMAGE = "jaegertracing/jaeger:2.21.0"
-ELASTICSEARCH_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch:9.2.1"
+from watchfloor.stack.compose_file import load
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.monitoring.yml"
+# The images the Compose stack pins (its defaults), so both suites test the same versions.
+_DEFAULTS = load(COMPOSE_FILE, {"ELASTIC_PASSWORD": "-"}, required=False)["services"]
+LOGSTASH_IMAGE = _DEFAULTS["logstash"]["image"]
+JAEGER_IMAGE = _DEFAULTS["jaeger"]["image"]
+ELASTICSEARCH_IMAGE = _DEFAULTS["elasticsearch"]["image"]
 
 
 def _docker_unavailable_reason() -> str | None:
@@ -27,6 +34,14 @@ def _docker_unavailable_reason() -> str | None:
     return None
 
 
+def _compose_v2_missing_reason() -> str | None:
+    result = subprocess.run(["docker", "compose", "version", "--short"],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    if result.returncode != 0 or not result.stdout.strip().lstrip("v").startswith("2"):
+        return "no Docker Compose v2 (`docker compose`) plugin"
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     e2e = [item for item in items if "tests/e2e/" in str(item.fspath)]
     if not e2e:
@@ -34,9 +49,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     reason = _docker_unavailable_reason()
     for item in e2e:
         item.add_marker(pytest.mark.e2e)
+    if reason is None and any("test_compose_stack" in str(item.fspath) for item in e2e):
+        reason = _compose_v2_missing_reason()
     if reason is None:
         return
-    message = f"e2e needs a Docker host that can pull images: {reason}"
+    message = f"e2e needs a Docker host that can pull images and run Compose v2: {reason}"
     if os.environ.get("WATCHFLOOR_REQUIRE_DOCKER") == "1":
         for item in e2e:
             item.add_marker(pytest.mark.xfail(reason=message, run=False, strict=True))

@@ -20,6 +20,7 @@ PASSWORDS = {
     "LOGSTASH_WRITER_PASSWORD": "e2e-logstash-pass",
     "JAEGER_WRITER_PASSWORD": "e2e-jaeger-pass",
     "GRAFANA_READER_PASSWORD": "e2e-grafana-pass",
+    "ELASTICSEARCH_EXPORTER_PASSWORD": "e2e-exporter-pass",
 }
 
 
@@ -48,8 +49,21 @@ def test_setup_against_real_elasticsearch():
         writer.index(
             index="logs-watchfloor.trading-default",
             document={"@timestamp": "2026-11-24T14:30:00.000Z", "message": "fill", "event": {"id": "e-1", "dataset": "watchfloor.trading"}, "order_id": "o-1"},
-            op_type="create",
+            id="e-1", op_type="create",
         )  # fmt: skip
+        # What Logstash does on a re-sent event: the same id again is refused, stored once.
+        from elasticsearch import ConflictError
+
+        try:
+            writer.index(
+                index="logs-watchfloor.trading-default",
+                id="e-1",
+                op_type="create",
+                document={"@timestamp": "2026-11-24T14:30:00.000Z", "message": "fill"},
+            )
+            raise AssertionError("a duplicate event id was stored twice")
+        except ConflictError:
+            pass
         admin = Elasticsearch(url, basic_auth=("elastic", PASSWORDS["ELASTIC_PASSWORD"]))
         deadline = time.monotonic() + 30
         while (

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.static]
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "infrastructure" / "prometheus"

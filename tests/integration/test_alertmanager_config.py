@@ -12,7 +12,7 @@ import yaml
 
 from watchfloor.localmode.alertmanager_config import TEMPLATE, MissingSettingError, render
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.static]
 
 AMTOOL = shutil.which("amtool")
 needs_amtool = pytest.mark.skipif(

@@ -19,6 +19,7 @@ PASSWORDS = {
     "LOGSTASH_WRITER_PASSWORD": "logstash-pass-1",
     "JAEGER_WRITER_PASSWORD": "jaeger-pass-1",
     "GRAFANA_READER_PASSWORD": "grafana-pass-1",
+    "ELASTICSEARCH_EXPORTER_PASSWORD": "exporter-pass-1",
 }
 
 
@@ -132,3 +133,21 @@ def test_dry_run_changes_nothing(recorder: Recorder):
     result = run(url, "--dry-run", "--kibana-url", url)
     assert result.returncode == 0 and recorder.calls == []
     assert "would PUT _index_template/logs-watchfloor.audit" in result.stdout
+
+
+def test_compose_stages_split_elasticsearch_from_kibana(recorder: Recorder):
+    url = f"http://127.0.0.1:{recorder.server_address[1]}"
+    # `setup` (before Kibana exists): every Elasticsearch object, no Kibana call.
+    assert run(url, "--stage", "elasticsearch", "--kibana-url", url).returncode == 0
+    paths = [p for _, p, _, _ in recorder.calls]
+    assert not any(p.startswith("/api/") for p in paths)
+    assert any(p.startswith("/_security/user/watchfloor_monitoring") for p in paths)
+    recorder.calls.clear()
+    # `kibana-setup` (Kibana healthy): only the saved objects, and no password is needed but
+    # the `elastic` one it logs in with.
+    result = run(url, "--stage", "kibana", "--kibana-url", url,
+                 env={"ELASTIC_PASSWORD": PASSWORDS["ELASTIC_PASSWORD"]})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [p.split("?")[0] for _, p, _, _ in recorder.calls] == ["/api/saved_objects/_import"]
+    result = run(url, "--stage", "kibana")
+    assert result.returncode == 2 and "--stage kibana needs --kibana-url" in result.stderr

@@ -10,6 +10,8 @@ import yaml
 
 from watchfloor_provisioning.grafana import generate
 
+pytestmark = pytest.mark.static
+
 ROOT = Path(__file__).resolve().parents[2] / "provisioning" / "grafana"
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*/*.json"))
 DATASOURCE_UIDS = {

@@ -21,6 +21,8 @@ from watchfloor.logging import (
     shutdown_logging,
 )
 
+pytestmark = pytest.mark.static
+
 ROOT = Path(__file__).resolve().parents[2] / "provisioning"
 ES = ROOT / "elasticsearch"
 

@@ -65,9 +65,15 @@ def render_prometheus(
     rules.symlink_to(PROMETHEUS_DIR / "rules", target_is_directory=True)
     for name, filename in TARGET_FILES.items():
         _write_targets(target / "targets" / filename, [f"127.0.0.1:{ports[name]}"], name)
-    services = target / "targets" / "services.yml"
-    if not services.exists():
-        services.write_text((PROMETHEUS_DIR / "targets" / "services.example.yml").read_text())
+    # Jobs of the Compose-only components (Elasticsearch, Logstash, Jaeger, Grafana): no targets.
+    for compose_file in (PROMETHEUS_DIR / "targets" / "compose").glob("*.yml"):
+        if compose_file.name not in TARGET_FILES.values():
+            _write_groups(target / "targets" / compose_file.name, [])
+    services = target / "services"
+    services.mkdir(exist_ok=True)
+    example = services / "example.yml"
+    if not example.exists():
+        example.write_text((PROMETHEUS_DIR / "targets" / "services.example.yml").read_text())
     return path
 
 
@@ -99,7 +105,10 @@ def render_alertmanager(
 
 
 def _write_targets(path: Path, targets: list[str], component: str) -> None:
-    groups = [{"targets": targets, "labels": {"component": component}}]
+    _write_groups(path, [{"targets": targets, "labels": {"component": component}}])
+
+
+def _write_groups(path: Path, groups: list[dict[str, Any]]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(yaml.safe_dump(groups, sort_keys=False))
     os.replace(tmp, path)  # file_sd reloads on change; never let it read half a file

@@ -325,7 +325,7 @@ def meta() -> db.Dashboard:
         ))
         .with_panel(series(
             "Logstash events out", "ops",
-            (f"sum(rate(logstash_events_out_total[{RATE}]))", "events"),
+            (f"sum by (pipeline) (rate(logstash_stats_pipeline_events_out[{RATE}]))", "{{pipeline}}"),
         ))
     )  # fmt: skip
 

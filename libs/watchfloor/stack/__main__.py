@@ -1,0 +1,5 @@
+import sys
+
+from watchfloor.stack.cli import main
+
+sys.exit(main())

@@ -1,0 +1,98 @@
+"""`python -m watchfloor.stack env|preflight|urls`: the steps of `make up` around Compose."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from watchfloor.stack import dotenv, preflight
+from watchfloor.stack.compose_file import InterpolationError, load, memory_budget
+
+REPO = Path(__file__).resolve().parents[3]
+COMPOSE_FILE = REPO / "docker-compose.monitoring.yml"
+
+# What `make up` prints once the stack is healthy: (name, port variable, default, path, login).
+URLS = [
+    ("Grafana", "GRAFANA_PORT", "3000", "/", "GRAFANA_ADMIN_USER / GRAFANA_ADMIN_PASSWORD"),
+    ("Kibana", "KIBANA_PORT", "5601", "/", "elastic / ELASTIC_PASSWORD"),
+    ("Prometheus", "PROMETHEUS_PORT", "9090", "/", ""),
+    ("Alertmanager", "ALERTMANAGER_PORT", "9093", "/", ""),
+    ("Jaeger", "JAEGER_UI_PORT", "16686", "/", ""),
+    ("Alert hub", "ALERTHUB_PORT", "9095", "/", "WATCHFLOOR_ALERTHUB_TOKEN"),
+    ("Elasticsearch", "ELASTICSEARCH_PORT", "9200", "/", "elastic / ELASTIC_PASSWORD"),
+    ("Trading exporter", "TRADING_EXPORTER_PORT", "9101", "/metrics", ""),
+    ("Pipeline exporter", "PIPELINE_EXPORTER_PORT", "9102", "/metrics", ""),
+    ("Pushgateway", "PUSHGATEWAY_PORT", "9091", "/", ""),
+    ("Logs (Beats, watchfloor.logging)", "LOGSTASH_BEATS_PORT", "5044", "", ""),
+    ("Traces (OTLP/HTTP)", "JAEGER_OTLP_HTTP_PORT", "4318", "/v1/traces", ""),
+]
+
+
+def _environment(env_file: Path) -> dict[str, str]:
+    # Compose's precedence: the shell's environment over .env.
+    return {**dotenv.parse(env_file.read_text()), **os.environ}
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    existed = args.env_file.exists()
+    added = dotenv.ensure_env(args.example, args.env_file)
+    if not existed:
+        print(f"created {args.env_file} with random secrets (mode 0600)")
+    elif added:
+        print(f"set in {args.env_file}: {', '.join(added)}")
+    return 0
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    try:
+        config = load(COMPOSE_FILE, _environment(args.env_file))
+    except InterpolationError as exc:
+        print(f"watchfloor: .env lacks a setting: {exc}", file=sys.stderr)
+        return 1
+    problems, info = preflight.check_docker(args.docker)
+    if not problems:
+        problems += preflight.check_memory(int(info.get("MemTotal", 0)), config)
+        problems += preflight.check_max_map_count()
+        problems += preflight.check_ports(
+            config, preflight.running_services(args.docker, COMPOSE_FILE)
+        )
+    for problem in problems:
+        print(f"watchfloor: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"pre-flight ok: Docker and Compose v2 present, memory for the "
+          f"{memory_budget(config) / 1024**3:.1f} GiB budget, ports free")  # fmt: skip
+    return 0
+
+
+def cmd_urls(args: argparse.Namespace) -> int:
+    env = _environment(args.env_file)
+    address = env.get("WATCHFLOOR_BIND_ADDRESS") or "127.0.0.1"
+    host = "localhost" if address in {"127.0.0.1", "0.0.0.0"} else address  # noqa: S104
+    print("\nwatchfloor is up:")
+    for name, variable, default, path, login in URLS:
+        port = env.get(variable) or default
+        scheme = "http://" if path else ""
+        line = f"  {name:<34} {scheme}{host}:{port}{path}"
+        print(f"{line:<70} {login}" if login else line)
+    print(f"\nCredentials are in {args.env_file} (variables named above); "
+          "`make down` stops the stack, `make clean` also deletes its data.")  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m watchfloor.stack")
+    parser.add_argument("--env-file", type=Path, default=REPO / ".env")
+    parser.add_argument("--example", type=Path, default=REPO / ".env.example")
+    parser.add_argument("--docker", default="docker")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("env", help="create .env from .env.example, or add what it lacks")
+    commands.add_parser(
+        "preflight", help="check Docker, Compose v2, memory, vm.max_map_count, ports"
+    )
+    commands.add_parser("urls", help="print the stack's URLs and where the credentials are")
+    args = parser.parse_args(argv)
+    handlers = {"env": cmd_env, "preflight": cmd_preflight, "urls": cmd_urls}
+    return handlers[args.command](args)

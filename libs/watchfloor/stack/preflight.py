@@ -1,0 +1,138 @@
+"""What `make up` checks before starting Compose, each failure with the fix.
+
+The failures peers' users hit most (docker-elk's issue tracker): no Compose v2, a Docker VM with
+too little memory (Java killed with exit 137), vm.max_map_count too low for Elasticsearch, and a
+port already taken by something else.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import platform
+import shutil
+import socket
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from watchfloor.stack.compose_file import long_running, memory_budget
+
+MAX_MAP_COUNT_MIN = 262144
+# Beyond the containers' limits: the engine, the page cache Elasticsearch relies on, the OS.
+MEMORY_HEADROOM = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class Problem:
+    what: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.what}\n    fix: {self.fix}"
+
+
+def check_docker(docker: str = "docker") -> tuple[list[Problem], dict[str, Any]]:
+    """Docker reachable and Compose v2 present; returns the engine's `docker info`."""
+    if shutil.which(docker) is None:
+        install = "install Docker Engine or Docker Desktop: https://docs.docker.com/get-docker/"
+        return [Problem("docker is not installed (or not on PATH)", install)], {}
+    info = _docker(docker, "info", "--format", "{{json .}}")
+    if info.returncode != 0:
+        detail = (info.stderr or info.stdout).strip().splitlines()[-1:] or ["no output"]
+        fix = "start the Docker daemon (systemctl start docker / open Docker Desktop)"
+        if "permission denied" in detail[0].lower():
+            fix = "add yourself to the docker group (sudo usermod -aG docker $USER), log in again"
+        return [Problem(f"the Docker engine does not answer: {detail[0]}", fix)], {}
+    problems = []
+    compose = _docker(docker, "compose", "version", "--short")
+    version = compose.stdout.strip().lstrip("v")
+    if compose.returncode != 0 or not version[:1].isdigit() or int(version.split(".")[0]) < 2:
+        problems.append(Problem(
+            "Docker Compose v2 (`docker compose`) is missing; docker-compose v1 cannot run it",
+            "install the compose plugin: apt-get install docker-compose-plugin (or Docker Desktop)",
+        ))  # fmt: skip
+    try:
+        parsed: dict[str, Any] = json.loads(info.stdout)
+    except json.JSONDecodeError:
+        parsed = {}
+    return problems, parsed
+
+
+def check_memory(total_bytes: int, config: Mapping[str, Any]) -> list[Problem]:
+    """The engine's memory (a Docker Desktop VM's, not the laptop's) against the stack's limits."""
+    budget = memory_budget(config)
+    if total_bytes and total_bytes < budget + MEMORY_HEADROOM:
+        need = (budget + MEMORY_HEADROOM) / 1024**3
+        return [Problem(
+            f"Docker has {total_bytes / 1024**3:.1f} GiB of memory; the stack's limits total "
+            f"{budget / 1024**3:.1f} GiB and it needs about {need:.1f} GiB to run without exit 137",
+            "give Docker more memory (Docker Desktop: Settings > Resources), or lower "
+            "ELASTICSEARCH_HEAP/ELASTICSEARCH_MEM_LIMIT and the other *_MEM_LIMIT values in .env",
+        )]  # fmt: skip
+    return []
+
+
+def check_max_map_count(path: Path = Path("/proc/sys/vm/max_map_count")) -> list[Problem]:
+    """Elasticsearch's mmap store needs vm.max_map_count >= 262144 on the host running it."""
+    if platform.system() != "Linux" or not path.exists():
+        return []  # Docker Desktop sets it inside its own VM
+    value = int(path.read_text().strip())
+    if value < MAX_MAP_COUNT_MIN:
+        return [Problem(
+            f"vm.max_map_count is {value}; Elasticsearch needs at least {MAX_MAP_COUNT_MIN}",
+            f"sudo sysctl -w vm.max_map_count={MAX_MAP_COUNT_MIN} and, to keep it, "
+            f"echo vm.max_map_count={MAX_MAP_COUNT_MIN} "
+            "| sudo tee /etc/sysctl.d/99-elasticsearch.conf",
+        )]  # fmt: skip
+    return []
+
+
+def published_ports(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """(service, host address, host port) of every published port."""
+    found = []
+    for name, service in config["services"].items():
+        for port in service.get("ports", []):
+            address, host_port, _ = str(port).rsplit(":", 2)
+            found.append((name, address, int(host_port)))
+    return found
+
+
+def check_ports(config: Mapping[str, Any], running: set[str] | None = None) -> list[Problem]:
+    """Ports taken by something other than this stack (whose own containers may hold them)."""
+    problems = []
+    for service, address, port in published_ports(config):
+        if running and service in running:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    continue
+                problems.append(Problem(
+                    f"{address}:{port} ({service}) is already in use by another program",
+                    f"stop that program, or give {service} another host port in .env "
+                    "(the *_PORT variables under 'Host ports')",
+                ))  # fmt: skip
+    return problems
+
+
+def running_services(docker: str, compose_file: Path) -> set[str]:
+    result = _docker(
+        docker, "compose", "-f", str(compose_file), "ps", "--services", "--status", "running"
+    )
+    return set(result.stdout.split()) if result.returncode == 0 else set()
+
+
+def _docker(docker: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - the docker CLI with our own arguments, no shell
+        [docker, *args], capture_output=True, text=True, check=False, timeout=30
+    )
+
+
+def services_without_limits(config: Mapping[str, Any]) -> list[str]:
+    return [name for name, s in long_running(config).items() if "mem_limit" not in s]

@@ -1,0 +1,83 @@
+"""promtool and amtool on exactly the files Compose mounts, laid out where the containers see them.
+
+Debian's promtool 2.42 and amtool 0.25 check them here; the containers run Prometheus 3.x and
+Alertmanager 0.28, which the e2e suite starts on Docker hosts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.static.conftest import REPO
+
+PROMTOOL = shutil.which("promtool")
+AMTOOL = shutil.which("amtool")
+
+
+def _materialise(service: dict[str, Any], root: Path) -> None:
+    """Copy every bind mount of `service` to root/<container path>."""
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if not source.startswith("./"):
+            continue
+        destination = root / target.lstrip("/")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if (REPO / source).is_dir():
+            shutil.copytree(REPO / source, destination)
+        else:
+            shutil.copy(REPO / source, destination)
+
+
+def _flag(command: list[str], name: str) -> str:
+    return next(arg.split("=", 1)[1] for arg in command if arg.startswith(f"--{name}="))
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)")
+def test_promtool_accepts_the_prometheus_config_as_mounted(compose: dict[str, Any], tmp_path: Path):
+    prometheus = compose["services"]["prometheus"]
+    _materialise(prometheus, tmp_path)
+    # A user's targets file, as README "Scraping your services" shows.
+    example = REPO / "infrastructure" / "prometheus" / "targets" / "services.example.yml"
+    (tmp_path / "etc/prometheus/services/orders.yml").write_text(
+        example.read_text().replace("[]", "")
+        .replace("# - targets", "- targets").replace("#   ", "  ")
+    )  # fmt: skip
+    config = tmp_path / _flag(prometheus["command"], "config.file").lstrip("/")
+    result = subprocess.run([PROMTOOL, "check", "config", str(config)],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 6 rule files found" in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(
+    AMTOOL is None, reason="amtool not installed (apt-get install prometheus-alertmanager)"
+)
+def test_amtool_accepts_what_the_alertmanager_config_job_renders(
+    compose: dict[str, Any], tmp_path: Path
+):
+    job = compose["services"]["alertmanager-config"]
+    _materialise(job, tmp_path)
+    # The job's own shell command, run with this root standing in for the container's /.
+    script = job["command"][-1].replace("/etc/", f"{tmp_path}/etc/")
+    script = script.replace("python -m", f"{sys.executable} -m")
+    (tmp_path / "etc/alertmanager-rendered").mkdir(parents=True)
+    subprocess.run(["sh", "-ec", script], env={**job["environment"], "PATH": "/usr/bin:/bin"},
+                   check=True)  # fmt: skip
+    # Alertmanager mounts that volume where its --config.file points.
+    alertmanager = compose["services"]["alertmanager"]
+    config = _flag(alertmanager["command"], "config.file")
+    assert f"alertmanager-config:{Path(config).parent}:ro" in alertmanager["volumes"]
+    rendered = tmp_path / "etc/alertmanager-rendered/alertmanager.yml"
+    assert (rendered.stat().st_mode & 0o777) == 0o600
+    assert compose["services"]["alertmanager-config"]["user"] == "65534:65534"
+    result = subprocess.run([AMTOOL, "check-config", str(rendered)],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The templates were copied next to it: amtool found and parsed them.
+    assert " - 1 templates\n  SUCCESS" in result.stdout, result.stdout

@@ -1,0 +1,116 @@
+"""`make up`'s pre-flight checks and Compose variable resolution.
+
+Docker cannot run here, so the Docker CLI the checks call is a small script answering as a real
+engine would (or would not); ports and vm.max_map_count are checked against this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from watchfloor.stack import preflight
+from watchfloor.stack.compose_file import (
+    InterpolationError,
+    interpolate,
+    load,
+    memory_budget,
+    memory_bytes,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+GIB = 1024**3
+
+
+def _fake_docker(tmp_path: Path, info: str, info_rc: int, compose_version: str | None) -> str:
+    compose = (
+        f'echo "{compose_version}"; exit 0' if compose_version else "echo 'not a docker command' >&2; exit 1"
+    )  # fmt: skip
+    script = tmp_path / "docker"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"if [ \"$1\" = info ]; then printf %s '{info}'; exit {info_rc}; fi\n"
+        f'if [ "$1" = compose ]; then {compose}; fi\n'
+        "exit 2\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script)
+
+
+def test_docker_missing_daemon_down_permission_and_compose_v1_each_name_their_fix(
+    tmp_path: Path,
+):
+    problems, _ = preflight.check_docker(str(tmp_path / "no-such-docker"))
+    assert "not installed" in problems[0].what and "get-docker" in problems[0].fix
+    down = _fake_docker(tmp_path, "Cannot connect to the Docker daemon", 1, "2.29.1")
+    problems, _ = preflight.check_docker(down)
+    assert "does not answer" in problems[0].what and "start the Docker daemon" in problems[0].fix
+    denied = _fake_docker(tmp_path, "permission denied while trying to connect", 1, "2.29.1")
+    problems, _ = preflight.check_docker(denied)
+    assert "docker group" in problems[0].fix
+    no_v2 = _fake_docker(tmp_path, json.dumps({"MemTotal": 16 * GIB}), 0, None)
+    problems, info = preflight.check_docker(no_v2)
+    assert len(problems) == 1 and "docker-compose-plugin" in problems[0].fix
+    assert info["MemTotal"] == 16 * GIB
+    good = _fake_docker(tmp_path, json.dumps({"MemTotal": 16 * GIB}), 0, "v2.29.1")
+    assert preflight.check_docker(good)[0] == []
+
+
+def _config() -> dict[str, Any]:
+    env = {"ELASTIC_PASSWORD": "x"}
+    return load(REPO / "docker-compose.monitoring.yml", env, required=False)
+
+
+def test_memory_is_checked_against_the_files_limits_plus_headroom():
+    config = _config()
+    budget = memory_budget(config)
+    assert 7 * GIB < budget < 8 * GIB
+    assert preflight.check_memory(16 * GIB, config) == []
+    problem = preflight.check_memory(8 * GIB, config)[0]
+    assert "8.0 GiB" in problem.what and "exit 137" in problem.what
+    assert "ELASTICSEARCH_HEAP" in problem.fix
+    # Smaller limits in .env lower the requirement accordingly.
+    small = load(REPO / "docker-compose.monitoring.yml",
+                 {"ELASTICSEARCH_MEM_LIMIT": "1g", "KIBANA_MEM_LIMIT": "1g"}, required=False)  # fmt: skip
+    assert memory_budget(small) == budget - GIB - 512 * 1024**2
+
+
+def test_max_map_count_below_elasticsearch_minimum_is_reported_with_the_sysctl(tmp_path: Path):
+    low = tmp_path / "max_map_count"
+    low.write_text("65530\n")
+    problem = preflight.check_max_map_count(low)[0]
+    assert "65530" in problem.what and "sysctl -w vm.max_map_count=262144" in problem.fix
+    low.write_text("262144\n")
+    assert preflight.check_max_map_count(low) == []
+
+
+def test_a_port_taken_by_another_program_is_reported_unless_the_stack_holds_it():
+    config = _config()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        config["services"]["grafana"]["ports"] = [f"127.0.0.1:{port}:3000"]
+        problems = [p for p in preflight.check_ports(config) if f":{port} " in p.what]
+        assert len(problems) == 1 and "(grafana)" in problems[0].what
+        assert "*_PORT" in problems[0].fix
+        assert not [p for p in preflight.check_ports(config, {"grafana"}) if f":{port} " in p.what]
+
+
+def test_compose_interpolation_rules():
+    env = {"SET": "value", "EMPTY": ""}
+    assert interpolate("${SET}-${UNSET}-$SET", env) == "value--value"
+    assert interpolate("${UNSET:-d} ${EMPTY:-d} ${EMPTY-d} ${UNSET-d}", env) == "d d  d"
+    assert interpolate("$${NOT_A_VARIABLE} $$HOME", env) == "${NOT_A_VARIABLE} $HOME"
+    with pytest.raises(InterpolationError, match="EMPTY: needed"):
+        interpolate("${EMPTY:?needed}", env)
+    assert interpolate("${EMPTY?needed}", env) == ""
+    assert memory_bytes("512m") == 512 * 1024**2 and memory_bytes("2g") == 2 * GIB
+    assert memory_bytes("1536m") == memory_bytes("1.5g")
+    with pytest.raises(ValueError, match="not a Compose byte value"):
+        memory_bytes("lots")
