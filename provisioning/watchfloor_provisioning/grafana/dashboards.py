@@ -327,6 +327,10 @@ def meta() -> db.Dashboard:
             "Logstash events out", "ops",
             (f"sum by (pipeline) (rate(logstash_stats_pipeline_events_out[{RATE}]))", "{{pipeline}}"),
         ))
+        .with_panel(series(
+            "Logstash events refused by Elasticsearch (dead-letter queue)", "short",
+            ("sum by (pipeline) (increase(logstash_stats_pipeline_plugin_documents_non_retryable_failures[5m]))", "{{pipeline}}"),
+        ))
     )  # fmt: skip
 
 
