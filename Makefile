@@ -38,6 +38,11 @@ clean: ## stop the stack and delete its volumes (all stored logs, metrics, trace
 
 validate: install ## every static check of the stack's configuration (no Docker needed)
 	$(BIN)/pytest -m static -q
+	@if docker compose version >/dev/null 2>&1; then \
+	  env_file=$$(mktemp) && rm "$$env_file" && $(STACK) --env-file "$$env_file" env >/dev/null && \
+	  $(COMPOSE) --env-file "$$env_file" --profile setup config --quiet && rm -f "$$env_file" && \
+	  echo "docker compose config: ok"; \
+	else echo "docker compose config: skipped (no Compose v2 here; tests/static validated the file)"; fi
 
 install: $(STAMP) ## create .venv and install watchfloor with its pinned dependencies
 

@@ -57,6 +57,9 @@ def test_docker_missing_daemon_down_permission_and_compose_v1_each_name_their_fi
     problems, info = preflight.check_docker(no_v2)
     assert len(problems) == 1 and "docker-compose-plugin" in problems[0].fix
     assert info["MemTotal"] == 16 * GIB
+    old = _fake_docker(tmp_path, json.dumps({"MemTotal": 16 * GIB}), 0, "2.17.3")
+    problems, _ = preflight.check_docker(old)
+    assert "Compose 2.17 is too old" in problems[0].what and "upgrade" in problems[0].fix
     good = _fake_docker(tmp_path, json.dumps({"MemTotal": 16 * GIB}), 0, "v2.29.1")
     assert preflight.check_docker(good)[0] == []
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any
 from watchfloor.stack.compose_file import long_running, memory_budget
 
 MAX_MAP_COUNT_MIN = 262144
+COMPOSE_MIN = (2, 22)
 # Beyond the containers' limits: the engine, the page cache Elasticsearch relies on, the OS.
 MEMORY_HEADROOM = 2 * 1024**3
 
@@ -48,17 +50,30 @@ def check_docker(docker: str = "docker") -> tuple[list[Problem], dict[str, Any]]
         return [Problem(f"the Docker engine does not answer: {detail[0]}", fix)], {}
     problems = []
     compose = _docker(docker, "compose", "version", "--short")
-    version = compose.stdout.strip().lstrip("v")
-    if compose.returncode != 0 or not version[:1].isdigit() or int(version.split(".")[0]) < 2:
+    version = _version(compose.stdout) if compose.returncode == 0 else None
+    if version is None:
         problems.append(Problem(
             "Docker Compose v2 (`docker compose`) is missing; docker-compose v1 cannot run it",
             "install the compose plugin: apt-get install docker-compose-plugin (or Docker Desktop)",
+        ))  # fmt: skip
+    elif version < COMPOSE_MIN:
+        problems.append(Problem(
+            f"Docker Compose {'.'.join(map(str, version))} is too old: `up --wait-timeout` and "
+            "one-shot jobs awaited by `--wait` need "
+            f"{'.'.join(map(str, COMPOSE_MIN))} or newer",
+            "upgrade the compose plugin (apt-get install --only-upgrade docker-compose-plugin) "
+            "or Docker Desktop",
         ))  # fmt: skip
     try:
         parsed: dict[str, Any] = json.loads(info.stdout)
     except json.JSONDecodeError:
         parsed = {}
     return problems, parsed
+
+
+def _version(text: str) -> tuple[int, int] | None:
+    match = re.match(r"v?(\d+)\.(\d+)", text.strip())
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def check_memory(total_bytes: int, config: Mapping[str, Any]) -> list[Problem]:
