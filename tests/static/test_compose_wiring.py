@@ -141,6 +141,9 @@ def test_jaeger_writes_with_its_own_user_into_indices_its_role_covers(compose: d
     assert any(fnmatch.fnmatch(f"{prefix}jaeger-span-2026-11-24", n) for n in names)
     assert "manage_index_templates" in role["cluster"]  # create_mappings: true
     assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+    # One node: a replica could never be assigned, and the cluster would stay yellow.
+    kinds = ("spans", "services", "dependencies", "sampling")
+    assert all(backend["indices"][kind]["replicas"] == 0 for kind in kinds)
 
 
 def test_grafana_kibana_and_the_exporter_log_in_as_their_least_privilege_users(
