@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 SOURCES := libs exporters services provisioning tests benchmarks
 
 COMPOSE := docker compose -f docker-compose.monitoring.yml
-STACK := $(BIN)/python -m watchfloor.stack
+STACK := $(BIN)/python -m watchfloor.stack --env-file .env --example .env.example \
+	--compose-file docker-compose.monitoring.yml
 
 .PHONY: help install test test-unit test-integration lint format bench lock clean-venv \
 	local-up local-down local-status dashboards up down ps logs clean validate

@@ -11,7 +11,6 @@ from watchfloor.stack import dotenv, preflight
 from watchfloor.stack.compose_file import InterpolationError, load, memory_budget
 
 REPO = Path(__file__).resolve().parents[3]
-COMPOSE_FILE = REPO / "docker-compose.monitoring.yml"
 
 # What `make up` prints once the stack is healthy: (name, port variable, default, path, login).
 URLS = [
@@ -47,16 +46,16 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     try:
-        config = load(COMPOSE_FILE, _environment(args.env_file))
+        config = load(args.compose_file, _environment(args.env_file))
     except InterpolationError as exc:
         print(f"watchfloor: .env lacks a setting: {exc}", file=sys.stderr)
         return 1
     problems, info = preflight.check_docker(args.docker)
     if not problems:
         problems += preflight.check_memory(int(info.get("MemTotal", 0)), config)
-        problems += preflight.check_max_map_count()
+        problems += preflight.check_max_map_count(info)
         problems += preflight.check_ports(
-            config, preflight.running_services(args.docker, COMPOSE_FILE)
+            config, preflight.running_services(args.docker, args.compose_file)
         )
     for problem in problems:
         print(f"watchfloor: {problem}", file=sys.stderr)
@@ -86,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m watchfloor.stack")
     parser.add_argument("--env-file", type=Path, default=REPO / ".env")
     parser.add_argument("--example", type=Path, default=REPO / ".env.example")
+    parser.add_argument("--compose-file", type=Path, default=REPO / "docker-compose.monitoring.yml")
     parser.add_argument("--docker", default="docker")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("env", help="create .env from .env.example, or add what it lacks")
