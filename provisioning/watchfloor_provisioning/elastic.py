@@ -10,7 +10,7 @@ Idempotent (every call is a PUT of the desired state, or an import with overwrit
 backoff while Elasticsearch or Kibana is starting, and failing with the object and the reason.
 Credentials come from the environment: ELASTIC_PASSWORD (the `elastic` superuser, setup only),
 KIBANA_SYSTEM_PASSWORD, LOGSTASH_WRITER_PASSWORD, JAEGER_WRITER_PASSWORD, GRAFANA_READER_PASSWORD,
-ELASTICSEARCH_EXPORTER_PASSWORD. The objects are read from provisioning/ in the repository, or
+ELASTICSEARCH_EXPORTER_PASSWORD, TRACE_RETENTION_PASSWORD. The objects are read from provisioning/ in the repository, or
 from WATCHFLOOR_PROVISIONING_DIR (the Compose jobs mount the repository's provisioning/ there).
 
 Compose runs two stages: Elasticsearch's objects and users before Kibana, Logstash, Jaeger and
@@ -42,6 +42,7 @@ USERS = {  # user → (role, password variable)
     "watchfloor_jaeger": ("watchfloor_jaeger_writer", "JAEGER_WRITER_PASSWORD"),
     "watchfloor_grafana": ("watchfloor_grafana_reader", "GRAFANA_READER_PASSWORD"),
     "watchfloor_monitoring": ("watchfloor_monitoring", "ELASTICSEARCH_EXPORTER_PASSWORD"),
+    "watchfloor_trace_retention": ("watchfloor_trace_retention", "TRACE_RETENTION_PASSWORD"),
 }
 STAGES = ("all", "elasticsearch", "kibana")
 

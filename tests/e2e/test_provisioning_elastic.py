@@ -21,6 +21,7 @@ PASSWORDS = {
     "JAEGER_WRITER_PASSWORD": "e2e-jaeger-pass",
     "GRAFANA_READER_PASSWORD": "e2e-grafana-pass",
     "ELASTICSEARCH_EXPORTER_PASSWORD": "e2e-exporter-pass",
+    "TRACE_RETENTION_PASSWORD": "e2e-retention-pass",
 }
 
 

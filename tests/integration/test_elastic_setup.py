@@ -20,6 +20,7 @@ PASSWORDS = {
     "JAEGER_WRITER_PASSWORD": "jaeger-pass-1",
     "GRAFANA_READER_PASSWORD": "grafana-pass-1",
     "ELASTICSEARCH_EXPORTER_PASSWORD": "exporter-pass-1",
+    "TRACE_RETENTION_PASSWORD": "retention-pass-1",
 }
 
 

@@ -67,7 +67,7 @@ def test_every_long_running_service_is_pinned_healthchecked_restarted_limited_ro
     compose: dict[str, Any],
 ):
     services = long_running(compose)
-    assert len(services) == 14
+    assert len(services) == 15
     for name, service in services.items():
         image = service["image"]
         repository, _, tag = image.rpartition(":")

@@ -121,10 +121,13 @@ def test_roles_are_least_privilege():
         "read",
         "view_index_metadata",
     ]
-    for role in roles.values():
+    for name, role in roles.items():
         assert "all" not in role["cluster"]
         for grant in role["indices"]:
-            assert not {"all", "delete_index", "manage"} & set(grant["privileges"])
+            assert not {"all", "manage"} & set(grant["privileges"])
+            # Only trace retention deletes, and only Jaeger's indices: logs and audit never.
+            if "delete_index" in grant["privileges"]:
+                assert (name, grant["names"]) == ("watchfloor_trace_retention", ["jaeger-*"])
 
 
 def test_kibana_objects():
