@@ -64,8 +64,11 @@ def test_no_version_key_one_network_named_volumes(raw_compose: dict[str, Any]):
 
 
 def test_every_long_running_service_is_pinned_healthchecked_restarted_limited_rotated(
-    compose: dict[str, Any],
+    compose: dict[str, Any], raw_compose: dict[str, Any]
 ):
+    # Pinned in the file itself: no variable can move an image to another tag (or `latest`).
+    for name, service in raw_compose["services"].items():
+        assert "$" not in service["image"], f"{name}: {service['image']}"
     services = long_running(compose)
     assert len(services) == 15
     for name, service in services.items():

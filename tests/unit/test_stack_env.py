@@ -41,14 +41,14 @@ def test_later_runs_keep_every_value_and_add_only_missing_settings(tmp_path: Pat
     lines = [
         line
         for line in env.read_text().splitlines()
-        if not line.startswith(("GRAFANA_SECRET_KEY=", "JAEGER_VERSION="))
+        if not line.startswith(("GRAFANA_SECRET_KEY=", "JAEGER_RETENTION_DAYS="))
     ]
     env.write_text("\n".join(lines).replace("GRAFANA_PORT=3000", "GRAFANA_PORT=3300"))
     added = ensure_env(EXAMPLE, env)
     after = parse(env.read_text())
-    assert added == ["GRAFANA_SECRET_KEY", "JAEGER_VERSION"]
+    assert added == ["GRAFANA_SECRET_KEY", "JAEGER_RETENTION_DAYS"]
     assert after["GRAFANA_PORT"] == "3300"
-    assert after["JAEGER_VERSION"] == before["JAEGER_VERSION"]
+    assert after["JAEGER_RETENTION_DAYS"] == before["JAEGER_RETENTION_DAYS"]
     assert after["GRAFANA_SECRET_KEY"] not in {GENERATED, before["GRAFANA_SECRET_KEY"]}
     assert all(after[k] == v for k, v in before.items() if k not in added and k != "GRAFANA_PORT")
     assert ensure_env(EXAMPLE, env) == []  # idempotent
