@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
+
+from tests.integration.elasticsearch_double import ElasticsearchHandler, serving
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ class Recorder(ThreadingHTTPServer):
         self.fail_first = fail_first
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(ElasticsearchHandler):
     server: Recorder
 
     def _answer(self) -> None:
@@ -44,27 +45,15 @@ class _Handler(BaseHTTPRequestHandler):
             status, reply = 200, {"success": True, "successCount": 9}
         else:
             status, reply = 200, {"acknowledged": True, "created": True}
-        data = json.dumps(reply).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("X-Elastic-Product", "Elasticsearch")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.reply(status, reply)
 
     do_PUT = do_POST = do_GET = _answer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
 def recorder() -> Iterator[Recorder]:
-    server = Recorder(fail_first=2)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(Recorder(fail_first=2)) as server:
+        yield server
 
 
 def run(

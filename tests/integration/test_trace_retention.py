@@ -7,17 +7,16 @@ Elasticsearch cannot run here: a small server that keeps a set of indices answer
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from tests.integration.elasticsearch_double import ElasticsearchHandler, serving
 from watchfloor_provisioning.trace_retention import expired
 
 pytestmark = pytest.mark.integration
@@ -51,44 +50,29 @@ class Cluster(ThreadingHTTPServer):
         self.auth: list[str] = []
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(ElasticsearchHandler):
     server: Cluster
-
-    def _reply(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("X-Elastic-Product", "Elasticsearch")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self) -> None:
         self.server.auth.append(self.headers.get("Authorization", ""))
         if self.path.startswith("/_cat/indices/jaeger-*"):
-            self._reply(200, [{"index": name} for name in sorted(self.server.indices)])
+            self.reply(200, [{"index": name} for name in sorted(self.server.indices)])
         else:
-            self._reply(404, {"error": self.path})
+            self.reply(404, {"error": self.path})
 
     def do_DELETE(self) -> None:
         name = self.path.strip("/").split("?")[0]
         if name in self.server.indices:
             self.server.indices.remove(name)
-            self._reply(200, {"acknowledged": True})
+            self.reply(200, {"acknowledged": True})
         else:
-            self._reply(404, {"error": {"type": "index_not_found_exception"}, "status": 404})
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+            self.reply(404, {"error": {"type": "index_not_found_exception"}, "status": 404})
 
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    server = Cluster(INDICES)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(Cluster(INDICES)) as server:
+        yield server
 
 
 def test_only_daily_indices_older_than_the_retention_are_selected():

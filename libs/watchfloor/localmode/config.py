@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from watchfloor.stack.dotenv import parse
+
 REPO = Path(__file__).resolve().parents[3]
 PROMETHEUS_DIR = REPO / "infrastructure" / "prometheus"
 
@@ -134,13 +136,4 @@ def load_secrets(state: Path, names: tuple[str, ...]) -> dict[str, str]:
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    values = {}
-    for line in path.read_text().splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#") or "=" not in stripped:
-            continue
-        key, _, value = stripped.partition("=")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
+    return parse(path.read_text()) if path.exists() else {}

@@ -12,20 +12,21 @@ from watchfloor.stack.compose_file import InterpolationError, load, memory_budge
 
 REPO = Path(__file__).resolve().parents[3]
 
-# What `make up` prints once the stack is healthy: (name, port variable, default, path, login).
+# What `make up` prints once the stack is healthy: (name, port variable, path, login); the
+# ports' defaults are .env.example's.
 URLS = [
-    ("Grafana", "GRAFANA_PORT", "3000", "/", "GRAFANA_ADMIN_USER / GRAFANA_ADMIN_PASSWORD"),
-    ("Kibana", "KIBANA_PORT", "5601", "/", "elastic / ELASTIC_PASSWORD"),
-    ("Prometheus", "PROMETHEUS_PORT", "9090", "/", ""),
-    ("Alertmanager", "ALERTMANAGER_PORT", "9093", "/", ""),
-    ("Jaeger", "JAEGER_UI_PORT", "16686", "/", ""),
-    ("Alert hub", "ALERTHUB_PORT", "9095", "/", "WATCHFLOOR_ALERTHUB_TOKEN"),
-    ("Elasticsearch", "ELASTICSEARCH_PORT", "9200", "/", "elastic / ELASTIC_PASSWORD"),
-    ("Trading exporter", "TRADING_EXPORTER_PORT", "9101", "/metrics", ""),
-    ("Pipeline exporter", "PIPELINE_EXPORTER_PORT", "9102", "/metrics", ""),
-    ("Pushgateway", "PUSHGATEWAY_PORT", "9091", "/", ""),
-    ("Logs (Beats, watchfloor.logging)", "LOGSTASH_BEATS_PORT", "5044", "", ""),
-    ("Traces (OTLP/HTTP)", "JAEGER_OTLP_HTTP_PORT", "4318", "/v1/traces", ""),
+    ("Grafana", "GRAFANA_PORT", "/", "GRAFANA_ADMIN_USER / GRAFANA_ADMIN_PASSWORD"),
+    ("Kibana", "KIBANA_PORT", "/", "elastic / ELASTIC_PASSWORD"),
+    ("Prometheus", "PROMETHEUS_PORT", "/", ""),
+    ("Alertmanager", "ALERTMANAGER_PORT", "/", ""),
+    ("Jaeger", "JAEGER_UI_PORT", "/", ""),
+    ("Alert hub", "ALERTHUB_PORT", "/", "WATCHFLOOR_ALERTHUB_TOKEN"),
+    ("Elasticsearch", "ELASTICSEARCH_PORT", "/", "elastic / ELASTIC_PASSWORD"),
+    ("Trading exporter", "TRADING_EXPORTER_PORT", "/metrics", ""),
+    ("Pipeline exporter", "PIPELINE_EXPORTER_PORT", "/metrics", ""),
+    ("Pushgateway", "PUSHGATEWAY_PORT", "/", ""),
+    ("Logs (Beats, watchfloor.logging)", "LOGSTASH_BEATS_PORT", "", ""),
+    ("Traces (OTLP/HTTP)", "JAEGER_OTLP_HTTP_PORT", "/v1/traces", ""),
 ]
 
 
@@ -67,12 +68,13 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def cmd_urls(args: argparse.Namespace) -> int:
+    defaults = dotenv.parse(args.example.read_text())
     env = _environment(args.env_file)
     address = env.get("WATCHFLOOR_BIND_ADDRESS") or "127.0.0.1"
     host = "localhost" if address in {"127.0.0.1", "0.0.0.0"} else address  # noqa: S104
     print("\nwatchfloor is up:")
-    for name, variable, default, path, login in URLS:
-        port = env.get(variable) or default
+    for name, variable, path, login in URLS:
+        port = env.get(variable) or defaults[variable]  # empty means Compose's default too
         scheme = "http://" if path else ""
         line = f"  {name:<34} {scheme}{host}:{port}{path}"
         print(f"{line:<70} {login}" if login else line)

@@ -46,16 +46,17 @@ def ensure_env(example: Path, target: Path) -> list[str]:
 
     Placeholders left in an existing file (a .env copied by hand) are filled too.
     """
+    template = example.read_text()
     if not target.exists():
-        _write_private(target, _fill(example.read_text()))
-        return sorted(parse(example.read_text()))
+        _write_private(target, _fill(template))
+        return sorted(parse(template))
     text = target.read_text()
     placeholders = sorted(n for n, v in parse(text).items() if v == GENERATED)
     text = _fill(text)
     current = parse(text)
     missing = {
         name: generate(name) if value == GENERATED else value
-        for name, value in parse(example.read_text()).items()
+        for name, value in parse(template).items()
         if name not in current
     }
     if missing:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watchfloor.stack.compose_file import long_running, memory_budget
+from watchfloor.stack.compose_file import memory_budget
 
 MAX_MAP_COUNT_MIN = 262144
 COMPOSE_MIN = (2, 22)
@@ -154,7 +154,3 @@ def _docker(docker: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - the docker CLI with our own arguments, no shell
         [docker, *args], capture_output=True, text=True, check=False, timeout=30
     )
-
-
-def services_without_limits(config: Mapping[str, Any]) -> list[str]:
-    return [name for name, s in long_running(config).items() if "mem_limit" not in s]
