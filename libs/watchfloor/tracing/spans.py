@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -23,14 +23,16 @@ R = TypeVar("R")
 TRACER = trace.get_tracer("watchfloor", watchfloor.__version__)
 
 
-@contextmanager
-def start_span(name: str, attributes: dict[str, AttributeValue]) -> Iterator[Span]:
-    """A current span with the correlation id; exceptions are recorded and set ERROR status."""
+def start_span(name: str, attributes: dict[str, AttributeValue]) -> AbstractContextManager[Span]:
+    """A current span with the correlation id; exceptions are recorded and set ERROR status.
+
+    OpenTelemetry's own context manager, returned as is: wrapping it in a generator of ours would
+    add a second generator frame to every span.
+    """
     correlation_id = get_correlation_id()
     if correlation_id is not None:
         attributes = {**attributes, SPAN_ATTRIBUTE: correlation_id}
-    with TRACER.start_as_current_span(name, attributes=attributes) as span:
-        yield span
+    return TRACER.start_as_current_span(name, attributes=attributes)
 
 
 class traced:
