@@ -6,12 +6,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := libs exporters services provisioning tests benchmarks
 
+# The pinned Go servers (stdlib-only builder: no virtualenv needed).
+GOTOOLS := PYTHONPATH=libs $(PYTHON) -m watchfloor.localmode.gotools
+
 COMPOSE := docker compose -f docker-compose.monitoring.yml
 STACK := $(BIN)/python -m watchfloor.stack --env-file .env --example .env.example \
 	--compose-file docker-compose.monitoring.yml
 
 .PHONY: help install test test-unit test-integration lint format bench lock clean-venv \
-	local-up local-down local-status dashboards up down ps logs clean validate
+	local-up local-down local-status dashboards up down ps logs clean validate tools tools-env
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -37,8 +40,8 @@ clean: ## stop the stack and delete its volumes (all stored logs, metrics, trace
 	  [ "$$answer" = y ] || [ "$$answer" = Y ] || { echo "kept everything"; exit 1; }
 	$(COMPOSE) --profile setup down --volumes --remove-orphans
 
-validate: install ## every static check of the stack's configuration (no Docker needed)
-	$(BIN)/pytest -m static -q
+validate: install tools ## every static check of the stack's configuration (no Docker needed)
+	WATCHFLOOR_REQUIRE_TOOLS=1 $(BIN)/pytest -m static -q
 	@if docker compose version >/dev/null 2>&1; then \
 	  env_file=$$(mktemp) && rm "$$env_file" && $(STACK) --env-file "$$env_file" env >/dev/null && \
 	  $(COMPOSE) --env-file "$$env_file" --profile setup config --quiet && rm -f "$$env_file" && \
@@ -55,14 +58,20 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[fastapi,exporters,alerthub,provisioning,dev]'
 	@touch $(STAMP)
 
-test: install ## run the whole suite (unit, integration; e2e skips without Docker)
-	$(BIN)/pytest
+test: install tools ## run the whole suite (unit, integration; e2e skips without Docker)
+	WATCHFLOOR_REQUIRE_TOOLS=1 $(BIN)/pytest
 
 test-unit: install ## unit tests only
 	$(BIN)/pytest tests/unit
 
-test-integration: install ## integration tests against real local components
-	$(BIN)/pytest tests/integration
+test-integration: install tools ## integration tests against the pinned binaries
+	WATCHFLOOR_REQUIRE_TOOLS=1 $(BIN)/pytest tests/integration
+
+tools: ## build the Go servers at the releases Compose pins (Prometheus, Alertmanager, Jaeger, ...)
+	@$(GOTOOLS) build
+
+tools-env: ## print `export PROMETHEUS_BIN=...` lines: eval "$$(make -s tools-env)"
+	@$(GOTOOLS) env
 
 lint: install ## ruff check, ruff format --check, mypy (strict) on libs/
 	$(BIN)/ruff check --no-cache $(SOURCES)
@@ -82,7 +91,8 @@ lock: ## re-resolve requirements.lock from pyproject.toml in a scratch venv
 	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^watchfloor' > requirements.lock
 	rm -rf .lock-venv
 
-local-up: install ## local mode: Prometheus, pushgateway, node-exporter, Alertmanager, exporters, alert hub on 127.0.0.1
+local-up: install ## local mode: Prometheus, pushgateway, node-exporter, Alertmanager, Jaeger, exporters, alert hub on 127.0.0.1
+	@$(GOTOOLS) build --if-go
 	$(BIN)/watchfloor-local up
 
 local-down: ## stop exactly what local-up started
