@@ -1,4 +1,5 @@
-"""Alertmanager's routing, rendered from the environment and checked by Debian's amtool 0.25."""
+"""Alertmanager's routing, rendered from the environment and checked by the amtool of the
+Alertmanager release Compose pins (0.28, built by `make tools`)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.binaries import pinned_binary
 from watchfloor.localmode.alertmanager_config import TEMPLATE, MissingSettingError, render
 
 pytestmark = [pytest.mark.integration, pytest.mark.static]
 
-AMTOOL = shutil.which("amtool")
-needs_amtool = pytest.mark.skipif(
-    AMTOOL is None,
-    reason="amtool not installed (apt-get install prometheus-alertmanager; .ci/run does)",
-)
 ALL_RECEIVERS = {
     "WATCHFLOOR_ALERTHUB_TOKEN": "hub-token",
     "WATCHFLOOR_SLACK_WEBHOOK_URL": "https://hooks.slack.invalid/services/T0/B0/x",
@@ -39,8 +36,9 @@ def _write(tmp_path: Path, env: dict[str, str]) -> Path:
 
 
 def _amtool(*args: str) -> subprocess.CompletedProcess[str]:
-    assert AMTOOL is not None
-    return subprocess.run([AMTOOL, *args], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [pinned_binary("amtool"), *args], capture_output=True, text=True, check=False
+    )
 
 
 def test_without_receivers_everything_goes_to_the_hub_only():
@@ -84,7 +82,6 @@ def test_email_needs_smtp_and_the_hub_token_is_required():
     assert result.returncode == 2 and "WATCHFLOOR_ALERTHUB_TOKEN" in result.stderr
 
 
-@needs_amtool
 @pytest.mark.parametrize(
     "env", [{"WATCHFLOOR_ALERTHUB_TOKEN": "t"}, ALL_RECEIVERS], ids=["hub-only", "all"]
 )
@@ -115,7 +112,6 @@ ROUTES = [
 ]
 
 
-@needs_amtool
 @pytest.mark.parametrize(("labels", "receiver"), ROUTES, ids=[r for _, r in ROUTES])
 def test_amtool_routes(tmp_path, labels, receiver):
     config = _write(tmp_path, ALL_RECEIVERS)
@@ -135,7 +131,6 @@ def test_trading_warnings_follow_us_market_hours():
     assert hours["time_intervals"][0]["location"] == "America/New_York"
 
 
-@needs_amtool
 @pytest.mark.parametrize(
     "name", ["watchfloor.title", "watchfloor.slack.text", "watchfloor.email.html"]
 )

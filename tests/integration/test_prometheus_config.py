@@ -1,24 +1,19 @@
-"""The one prometheus.yml: Compose targets for every job, and promtool on local mode's rendering
-(tests/static checks the Compose layout)."""
+"""The one prometheus.yml: Compose targets for every job, and promtool 3.5 on local mode's
+rendering (tests/static checks the Compose layout)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.binaries import pinned_binary
 from watchfloor.localmode.components import DEFAULT_PORTS
 from watchfloor.localmode.config import PROMETHEUS_DIR, render_prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.static]
-
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool not installed (apt-get install prometheus; .ci/run does)"
-)
 
 
 def _referenced_target_files() -> set[str]:
@@ -38,10 +33,9 @@ def test_compose_targets_cover_every_file_sd_file_except_the_users_own():
                 assert host != "127.0.0.1" and port.isdigit(), target
 
 
-@needs_promtool
 def test_promtool_accepts_the_local_mode_rendering(tmp_path: Path):
     ports = {name: 10_000 + i for i, name in enumerate(DEFAULT_PORTS)}
     config = render_prometheus(tmp_path, ports, scrape_interval="1s", evaluation_interval="1s")
-    result = subprocess.run([PROMTOOL, "check", "config", str(config)],
+    result = subprocess.run([pinned_binary("promtool"), "check", "config", str(config)],
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,7 +1,8 @@
 """promtool and amtool on exactly the files Compose mounts, laid out where the containers see them.
 
-Debian's promtool 2.42 and amtool 0.25 check them here; the containers run Prometheus 3.x and
-Alertmanager 0.28, which the e2e suite starts on Docker hosts.
+The promtool and amtool checking them are those of the releases the containers run (Prometheus
+3.5, Alertmanager 0.28; `make tools` builds them); the e2e suite starts the containers on Docker
+hosts.
 """
 
 from __future__ import annotations
@@ -12,12 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests.binaries import pinned_binary
 from tests.static.conftest import REPO
-
-PROMTOOL = shutil.which("promtool")
-AMTOOL = shutil.which("amtool")
 
 
 def _materialise(service: dict[str, Any], root: Path) -> None:
@@ -38,8 +35,8 @@ def _flag(command: list[str], name: str) -> str:
     return next(arg.split("=", 1)[1] for arg in command if arg.startswith(f"--{name}="))
 
 
-@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)")
 def test_promtool_accepts_the_prometheus_config_as_mounted(compose: dict[str, Any], tmp_path: Path):
+    promtool = pinned_binary("promtool")
     prometheus = compose["services"]["prometheus"]
     _materialise(prometheus, tmp_path)
     # A user's targets file, as README "Scraping your services" shows.
@@ -49,18 +46,16 @@ def test_promtool_accepts_the_prometheus_config_as_mounted(compose: dict[str, An
         .replace("# - targets", "- targets").replace("#   ", "  ")
     )  # fmt: skip
     config = tmp_path / _flag(prometheus["command"], "config.file").lstrip("/")
-    result = subprocess.run([PROMTOOL, "check", "config", str(config)],
+    result = subprocess.run([promtool, "check", "config", str(config)],
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 6 rule files found" in result.stdout + result.stderr
 
 
-@pytest.mark.skipif(
-    AMTOOL is None, reason="amtool not installed (apt-get install prometheus-alertmanager)"
-)
 def test_amtool_accepts_what_the_alertmanager_config_job_renders(
     compose: dict[str, Any], tmp_path: Path
 ):
+    amtool = pinned_binary("amtool")
     job = compose["services"]["alertmanager-config"]
     _materialise(job, tmp_path)
     # The job's own shell command, run with this root standing in for the container's /.
@@ -76,7 +71,7 @@ def test_amtool_accepts_what_the_alertmanager_config_job_renders(
     rendered = tmp_path / "etc/alertmanager-rendered/alertmanager.yml"
     assert (rendered.stat().st_mode & 0o777) == 0o600
     assert compose["services"]["alertmanager-config"]["user"] == "65534:65534"
-    result = subprocess.run([AMTOOL, "check-config", str(rendered)],
+    result = subprocess.run([amtool, "check-config", str(rendered)],
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     # The templates were copied next to it: amtool found and parsed them.

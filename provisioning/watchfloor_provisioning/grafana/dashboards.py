@@ -243,6 +243,21 @@ def operations() -> db.Dashboard:
             "Disk free", "percentunit",
             (f"node_filesystem_avail_bytes{{{fs}}} / node_filesystem_size_bytes{{{fs}}}", "{{instance}} {{mountpoint}}"),
         ))
+        .with_panel(series(
+            "Clock offset", "s",
+            (f"node_timex_offset_seconds{{{host}}}", "{{instance}}"),
+            ("watchfloor:threshold:host_clock_offset_seconds", "alert threshold"),
+            ("-watchfloor:threshold:host_clock_offset_seconds", "alert threshold (behind)"),
+            description="Offset from the time source the kernel last measured (ntpd, systemd-timesyncd; chrony: read `chronyc tracking`). HostClockSkewDetected fires past the threshold when it is not shrinking.",
+            width=6,
+        ))
+        .with_panel(series(
+            "Clock error bound", "s",
+            (f"node_timex_maxerror_seconds{{{host}}}", "{{instance}}"),
+            ("watchfloor:threshold:host_clock_maxerror_seconds", "alert threshold"),
+            description="The kernel's bound on the clock's error: it grows by 0.5 ms a second while nothing synchronises the clock, up to 16 s. HostClockNotSynchronising fires when a host is unsynchronised (node_timex_sync_status 0) and this is past the threshold.",
+            width=6,
+        ))
         .with_row(row("Services (RED)"))
         .with_panel(series(
             "Requests by service and route", "reqps",
