@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from watchfloor.localmode.components import DEFAULT_PORTS
+from watchfloor.localmode.config import SCRAPED_PORTS
 from watchfloor.testing.beats import BeatsReceiver
 
 TOKEN = "integration-test-token"
@@ -82,7 +83,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     assert started.returncode == 0, f"local mode did not come up:\n{started.stdout}{started.stderr}"
     try:
         deadline = time.monotonic() + 30
-        while len(stack.query('up{job=~".+"} == 1')) < len(ports):
+        while len(stack.query('up{job=~".+"} == 1')) < len(SCRAPED_PORTS):
             assert time.monotonic() < deadline, stack.query("up")
             time.sleep(0.5)
         yield stack

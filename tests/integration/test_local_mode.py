@@ -1,15 +1,18 @@
-"""Local mode for real: native Prometheus scraping both exporters fed by their simulators."""
+"""Local mode for real: the pinned Prometheus, Alertmanager and Jaeger (`make tools`) scraping both
+exporters fed by their simulators."""
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 import watchfloor.metrics  # noqa: F401 - registers the catalog
 from tests.integration.conftest import LocalStack, free_port, local_env
+from watchfloor.localmode import gotools
 from watchfloor.localmode.components import DEFAULT_PORTS
 from watchfloor.localmode.processes import ProcessTable
 from watchfloor.metrics.cardinality import _families
@@ -18,6 +21,8 @@ pytestmark = pytest.mark.integration
 
 # Catalog metrics the simulators never produce, with the reason.
 NOT_SIMULATED: dict[str, str] = {}
+COMPONENTS = {"jaeger", "prometheus", "pushgateway", "node-exporter", "trading-exporter",
+              "pipeline-exporter", "alertmanager", "alert-hub"}  # fmt: skip
 
 
 def _series_name(family) -> str:
@@ -63,14 +68,37 @@ def test_prometheus_uses_the_repo_config_with_interval_overrides_only(local_stac
 def test_status_reports_every_component_healthy(local_stack: LocalStack):
     status = local_stack.cli("status")
     assert status.returncode == 0, status.stdout
-    assert status.stdout.count("healthy") == len(local_stack.ports)
+    assert set(ProcessTable(local_stack.state).names()) == COMPONENTS
+    assert status.stdout.count(" healthy ") == len(COMPONENTS), status.stdout
+
+
+def test_local_mode_runs_the_releases_compose_pins(local_stack: LocalStack):
+    """By default, not whatever is on PATH: the builds `make tools` made of Compose's pins."""
+    tools = gotools.load()
+    builds = {
+        "prometheus": ("prometheus_build_info", tools["prometheus"].release),
+        "alertmanager": ("alertmanager_build_info", tools["alertmanager"].release),
+        "pushgateway": ("pushgateway_build_info", tools["pushgateway"].release),
+        "node-exporter": ("node_exporter_build_info", tools["node_exporter"].release),
+    }
+    for job, (metric, release) in builds.items():
+        found = local_stack.query(f'{metric}{{job="{job}"}}')
+        assert [r["metric"]["version"] for r in found] == [release], (job, found)
+    # Jaeger publishes no build-info metric: the running binary is the pinned build.
+    assert local_stack.query('up{job="jaeger"} == 1')
+    running = ProcessTable(local_stack.state).running("jaeger")
+    assert running is not None
+    executable = Path(f"/proc/{running.pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    assert executable == os.environ.get("JAEGER_BIN", str(tools["jaeger"].path("jaeger")))
 
 
 def test_up_is_idempotent(local_stack: LocalStack):
-    before = {n: ProcessTable(local_stack.state).running(n) for n in local_stack.ports}
+    table = ProcessTable(local_stack.state)
+    before = {n: table.running(n) for n in COMPONENTS}
     again = local_stack.cli("up", "--scrape-interval", "1s", "--evaluation-interval", "1s")
     assert again.returncode == 0, again.stderr
-    after = {n: ProcessTable(local_stack.state).running(n) for n in local_stack.ports}
+    after = {n: table.running(n) for n in COMPONENTS}
+    assert None not in before.values()
     assert before == after  # nothing restarted, nothing duplicated
 
 
@@ -80,9 +108,10 @@ def test_missing_binary_names_the_package(tmp_path):
     result = stack.cli("up", PROMETHEUS_BIN="/nonexistent/prometheus")
     assert result.returncode == 2
     assert "PROMETHEUS_BIN=/nonexistent/prometheus is not an executable" in result.stderr
-    result = stack.cli("up", PATH="/nonexistent")
+    result = stack.cli("up", PATH="/nonexistent", WATCHFLOOR_TOOLS_DIR=str(tmp_path / "none"))
     assert result.returncode == 2
-    assert "apt-get install prometheus" in result.stderr
+    assert "run `make tools`" in result.stderr
+    assert "JAEGER_BIN" in result.stderr or "apt-get install prometheus" in result.stderr
 
 
 def test_down_stops_exactly_what_it_started(tmp_path):
@@ -92,7 +121,8 @@ def test_down_stops_exactly_what_it_started(tmp_path):
     stack.env = env
     assert stack.cli("up").returncode == 0
     table = ProcessTable(tmp_path)
-    pids = [table.running(name).pid for name in ports]  # type: ignore[union-attr]
+    pids = [table.running(name).pid for name in table.names()]  # type: ignore[union-attr]
+    assert len(pids) == len(COMPONENTS)
     token = (tmp_path / "secrets.env").read_text()
     assert token.startswith("WATCHFLOOR_INGEST_TOKEN=")  # generated once, kept in the state dir
     # A stale pid file that a recycled pid could match must not be signalled.
@@ -121,7 +151,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_debian_prometheus_loads_every_rule_group_healthy(local_stack: LocalStack):
+def test_prometheus_loads_every_rule_group_healthy(local_stack: LocalStack):
     rules = httpx.get(f"{local_stack.url('prometheus')}/api/v1/rules").json()["data"]["groups"]
     names = {group["name"] for group in rules}
     assert {"watchfloor-thresholds", "trading-alerts", "pipelines-alerts", "slo-alerts"} <= names

@@ -10,13 +10,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from watchfloor.localmode.components import Component, MissingBinaryError, components
+from watchfloor.localmode.components import Component, MissingBinaryError, components, ports
 from watchfloor.localmode.config import (
     REPO,
     load_secrets,
     render_alertmanager,
     render_prometheus,
 )
+from watchfloor.localmode.jaeger_config import render_jaeger
 from watchfloor.localmode.processes import ProcessTable
 
 SECRETS = ("WATCHFLOOR_INGEST_TOKEN", "WATCHFLOOR_ALERTHUB_TOKEN")
@@ -29,7 +30,7 @@ def state_dir() -> Path:
 def healthy(component: Component, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(  # noqa: S310 - a loopback URL we built
-            component.url + component.health_path, timeout=timeout
+            component.health_url, timeout=timeout
         ) as response:
             return bool(200 <= response.status < 300)
     except (urllib.error.URLError, OSError, ValueError):
@@ -49,11 +50,14 @@ def up(
     except (MissingBinaryError, ValueError) as exc:
         print(f"watchfloor-local: {exc}", file=sys.stderr)
         return 2
-    render_prometheus(state, {c.name: c.port for c in parts}, scrape_interval, evaluation_interval)
+    listening = ports()
+    render_prometheus(state, listening, scrape_interval, evaluation_interval)
+    render_jaeger(state, listening)
     env = {**os.environ, **load_secrets(state, SECRETS)}
     env.setdefault("WATCHFLOOR_ENVIRONMENT", "local")
-    ports = {c.name: c.port for c in parts}
-    render_alertmanager(state, ports["alert-hub"], env, group_wait)
+    # The exporters trace into local Jaeger, as they do into Compose's.
+    env.setdefault("WATCHFLOOR_OTLP_ENDPOINT", f"http://127.0.0.1:{listening['jaeger-otlp-http']}")
+    render_alertmanager(state, listening["alert-hub"], env, group_wait)
     table = ProcessTable(state)
     for component in parts:
         if table.running(component.name) is None:

@@ -1,4 +1,4 @@
-"""What local mode runs: each component's command, port, health check and Debian package."""
+"""What local mode runs: each component's command, ports, health check and where its binary is."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from watchfloor.localmode import gotools, jaeger_config
+
 
 @dataclass(frozen=True)
 class Component:
@@ -15,14 +17,19 @@ class Component:
     port: int
     command: tuple[str, ...]
     health_path: str
-    # (variable to override the binary, Debian package that provides it); None for Python parts.
-    binary_hint: tuple[str, str] | None = None
+    # Where health_path answers when it is not `port` (Jaeger's healthcheck extension).
+    health_port: int | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port or self.port}{self.health_path}"
 
+
+# One port per component (its URL), plus Jaeger's other listeners (OTLP, health, metrics).
 DEFAULT_PORTS = {
     "prometheus": 9090,
     "pushgateway": 9091,
@@ -31,26 +38,30 @@ DEFAULT_PORTS = {
     "pipeline-exporter": 9102,
     "alertmanager": 9093,
     "alert-hub": 9095,
+    **jaeger_config.DEFAULT_PORTS,
 }
 
-# Binary name candidates: Debian's package names first, then the upstream names.
-_BINARIES = {
-    "prometheus": ("PROMETHEUS_BIN", "prometheus", ("prometheus",)),
+# The binary each component runs: NAME_BIN wins, then the pinned release `make tools` built, then
+# PATH (Debian's package names first, then the upstream names).
+_BINARIES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
+    "prometheus": ("prometheus", "prometheus", ("prometheus",)),
     "pushgateway": (
-        "PUSHGATEWAY_BIN",
+        "pushgateway",
         "prometheus-pushgateway",
         ("prometheus-pushgateway", "pushgateway"),
     ),
     "node-exporter": (
-        "NODE_EXPORTER_BIN",
+        "node_exporter",
         "prometheus-node-exporter",
         ("prometheus-node-exporter", "node_exporter"),
     ),
     "alertmanager": (
-        "ALERTMANAGER_BIN",
+        "alertmanager",
         "prometheus-alertmanager",
         ("prometheus-alertmanager", "alertmanager"),
     ),
+    # Debian 12 has no Jaeger v2 package: `make tools`, or an official release via JAEGER_BIN.
+    "jaeger": ("jaeger", None, ("jaeger",)),
 }
 
 
@@ -69,26 +80,43 @@ def port_of(name: str) -> int:
 
 
 def find_binary(name: str) -> str:
-    variable, package, candidates = _BINARIES[name]
+    binary, package, candidates = _BINARIES[name]
+    variable = gotools.variable(binary)
     override = os.environ.get(variable)
     if override:
         if shutil.which(override) is None:
             raise MissingBinaryError(f"{variable}={override} is not an executable")
         return override
+    built = gotools.pinned(binary)
+    if built is not None:
+        return str(built)
     for candidate in candidates:
         found = shutil.which(candidate)
         if found:
             return found
+    debian = f", install it with 'sudo apt-get install {package}'" if package else ""
     raise MissingBinaryError(
-        f"{name} not found: install it with 'sudo apt-get install {package}' "
-        f"or point {variable} at the binary"
+        f"{name} not found: run `make tools` (builds the release Compose pins, with Go){debian}, "
+        f"or point {variable} at a release binary"
     )
+
+
+def ports() -> dict[str, int]:
+    """Every port local mode listens on, from WATCHFLOOR_LOCAL_*_PORT or the defaults."""
+    return {name: port_of(name) for name in DEFAULT_PORTS}
 
 
 def components(state: Path, retention: str = "2d") -> list[Component]:
     """Every component with its command line, in start order."""
     prometheus_port = port_of("prometheus")
     return [
+        Component(
+            "jaeger",
+            port_of("jaeger"),
+            (find_binary("jaeger"), "--config", str(state / "jaeger" / "config.yaml")),
+            "/status",
+            port_of("jaeger-health"),
+        ),
         Component(
             "prometheus",
             prometheus_port,
@@ -102,7 +130,6 @@ def components(state: Path, retention: str = "2d") -> list[Component]:
                 "--enable-feature=exemplar-storage",
             ),
             "/-/ready",
-            ("PROMETHEUS_BIN", "prometheus"),
         ),
         Component(
             "pushgateway",
@@ -112,7 +139,6 @@ def components(state: Path, retention: str = "2d") -> list[Component]:
                 f"--web.listen-address=127.0.0.1:{port_of('pushgateway')}",
             ),
             "/-/ready",
-            ("PUSHGATEWAY_BIN", "prometheus-pushgateway"),
         ),
         Component(
             "node-exporter",
@@ -122,7 +148,6 @@ def components(state: Path, retention: str = "2d") -> list[Component]:
                 f"--web.listen-address=127.0.0.1:{port_of('node-exporter')}",
             ),
             "/metrics",
-            ("NODE_EXPORTER_BIN", "prometheus-node-exporter"),
         ),
         _exporter("trading-exporter", "watchfloor_exporters.trading"),
         _exporter("pipeline-exporter", "watchfloor_exporters.pipeline"),
@@ -138,7 +163,6 @@ def components(state: Path, retention: str = "2d") -> list[Component]:
                 "--cluster.listen-address=",  # a single instance: no gossip port to collide
             ),
             "/-/ready",
-            ("ALERTMANAGER_BIN", "prometheus-alertmanager"),
         ),
         Component(
             "alert-hub",

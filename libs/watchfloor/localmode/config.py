@@ -15,15 +15,17 @@ from watchfloor.stack.dotenv import parse
 REPO = Path(__file__).resolve().parents[3]
 PROMETHEUS_DIR = REPO / "infrastructure" / "prometheus"
 
-# Which job each local component is scraped as: the file_sd file named in prometheus.yml.
-TARGET_FILES = {
-    "prometheus": "prometheus.yml",
-    "pushgateway": "pushgateway.yml",
-    "node-exporter": "node-exporter.yml",
-    "trading-exporter": "trading-exporter.yml",
-    "pipeline-exporter": "pipeline-exporter.yml",
-    "alertmanager": "alertmanager.yml",
-    "alert-hub": "alert-hub.yml",
+# What local mode scrapes: component (the target's `component` label and its file_sd file in
+# targets/, as in targets/compose/) -> the local port that serves its /metrics.
+SCRAPED_PORTS = {
+    "prometheus": "prometheus",
+    "pushgateway": "pushgateway",
+    "node-exporter": "node-exporter",
+    "trading-exporter": "trading-exporter",
+    "pipeline-exporter": "pipeline-exporter",
+    "alertmanager": "alertmanager",
+    "alert-hub": "alert-hub",
+    "jaeger": "jaeger-metrics",
 }
 
 
@@ -65,11 +67,13 @@ def render_prometheus(
     if rules.is_symlink() or rules.exists():
         rules.unlink()
     rules.symlink_to(PROMETHEUS_DIR / "rules", target_is_directory=True)
-    for name, filename in TARGET_FILES.items():
-        _write_targets(target / "targets" / filename, [f"127.0.0.1:{ports[name]}"], name)
-    # Jobs of the Compose-only components (Elasticsearch, Logstash, Jaeger, Grafana): no targets.
+    for component, port in SCRAPED_PORTS.items():
+        _write_targets(
+            target / "targets" / f"{component}.yml", [f"127.0.0.1:{ports[port]}"], component
+        )
+    # Jobs of the Compose-only components (Elasticsearch, Logstash, Grafana): no targets.
     for compose_file in (PROMETHEUS_DIR / "targets" / "compose").glob("*.yml"):
-        if compose_file.name not in TARGET_FILES.values():
+        if compose_file.stem not in SCRAPED_PORTS:
             _write_groups(target / "targets" / compose_file.name, [])
     services = target / "services"
     services.mkdir(exist_ok=True)
