@@ -27,7 +27,7 @@ MANIFEST = TOOLS_DIR / "versions.toml"
 @dataclass(frozen=True)
 class Tool:
     name: str
-    image: str
+    image: str | None  # None: a tool the tests use that Compose does not run (a linter)
     release: str
     module: str
     binaries: dict[str, str]
@@ -70,7 +70,7 @@ def load() -> dict[str, Tool]:
     return {
         name: Tool(
             name=name,
-            image=entry["image"],
+            image=entry.get("image"),
             release=entry["release"],
             module=entry["module"],
             binaries=dict(entry["binaries"]),
