@@ -9,9 +9,16 @@ SOURCES := libs exporters services provisioning tests benchmarks
 # The pinned Go servers (stdlib-only builder: no virtualenv needed).
 GOTOOLS := PYTHONPATH=libs $(PYTHON) -m watchfloor.localmode.gotools
 
-COMPOSE := docker compose -f docker-compose.monitoring.yml
-STACK := $(BIN)/python -m watchfloor.stack --env-file .env --example .env.example \
-	--compose-file docker-compose.monitoring.yml
+DOCKER ?= docker
+# WATCHFLOOR_MEMORY_LOCK=1 locks Elasticsearch's heap in RAM (engines that allow the ulimit).
+COMPOSE := $(DOCKER) compose -f docker-compose.monitoring.yml \
+	$(if $(filter 1 true yes,$(WATCHFLOOR_MEMORY_LOCK)),-f docker-compose.memory-lock.yml)
+# `make up`'s helpers get their own small virtualenv: PyYAML and the `stack` extra, not the dev
+# tools (.venv is for tests and linters). It lives under .venv, which git and Docker ignore.
+STACK_VENV ?= .venv/stack
+STACK_STAMP := $(STACK_VENV)/.installed-stamp
+STACK := PYTHONPATH=libs $(STACK_VENV)/bin/python -m watchfloor.stack --env-file .env \
+	--example .env.example --compose-file docker-compose.monitoring.yml --docker $(DOCKER)
 
 .PHONY: help install test test-unit test-integration lint format bench lock clean-venv \
 	local-up local-down local-status dashboards up down ps logs clean validate tools tools-env
@@ -19,12 +26,23 @@ STACK := $(BIN)/python -m watchfloor.stack --env-file .env --example .env.exampl
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-up: install ## the whole stack with Docker Compose: .env, pre-flight checks, start, wait healthy, provision
+up: $(STACK_STAMP) ## the whole stack with Docker Compose: .env, pre-flight checks, start, wait healthy, provision
 	$(STACK) env
 	$(STACK) preflight
 	$(COMPOSE) up -d --build --wait --wait-timeout 600
+	@# Prometheus and Alertmanager re-read their mounted and rendered files on SIGHUP (Compose
+	@# restarts Alertmanager itself when a changed .env re-renders its receivers).
+	$(COMPOSE) kill --signal SIGHUP prometheus alertmanager
 	$(COMPOSE) run --rm kibana-setup
 	$(STACK) urls
+
+$(STACK_STAMP): pyproject.toml requirements.lock libs/watchfloor/stack/requirements.py
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "make up needs Python >= 3.11 on this machine (set PYTHON=python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(STACK_VENV)
+	$(STACK_VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock \
+	  $$($(PYTHON) libs/watchfloor/stack/requirements.py pyproject.toml)
+	@touch $@
 
 down: ## stop the stack, keep its data
 	$(COMPOSE) --profile setup down --remove-orphans
@@ -43,7 +61,8 @@ clean: ## stop the stack and delete its volumes (all stored logs, metrics, trace
 validate: install tools ## every static check of the stack's configuration (no Docker needed)
 	WATCHFLOOR_REQUIRE_TOOLS=1 $(BIN)/pytest -m static -q
 	@if docker compose version >/dev/null 2>&1; then \
-	  env_file=$$(mktemp) && rm "$$env_file" && $(STACK) --env-file "$$env_file" env >/dev/null && \
+	  env_file=$$(mktemp) && rm "$$env_file" && \
+	  PYTHONPATH=libs $(BIN)/python -m watchfloor.stack --env-file "$$env_file" env >/dev/null && \
 	  $(COMPOSE) --env-file "$$env_file" --profile setup config --quiet && rm -f "$$env_file" && \
 	  echo "docker compose config: ok"; \
 	else echo "docker compose config: skipped (no Compose v2 here; tests/static validated the file)"; fi
@@ -55,7 +74,7 @@ $(STAMP): pyproject.toml requirements.lock
 	  { echo "watchfloor needs Python >= 3.11 (set PYTHON=python3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[fastapi,exporters,alerthub,provisioning,dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[fastapi,exporters,alerthub,provisioning,stack,dev]'
 	@touch $(STAMP)
 
 test: install tools ## run the whole suite (unit, integration; e2e skips without Docker)
@@ -87,7 +106,7 @@ bench: install ## run the benchmarks; each figure is printed as a ratio to its b
 
 lock: ## re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet -e '.[fastapi,exporters,alerthub,provisioning,dev]'
+	.lock-venv/bin/pip install --quiet -e '.[fastapi,exporters,alerthub,provisioning,stack,dev]'
 	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^watchfloor' > requirements.lock
 	rm -rf .lock-venv
 

@@ -17,6 +17,7 @@ import pytest
 
 from watchfloor.localmode.components import DEFAULT_PORTS
 from watchfloor.localmode.config import SCRAPED_PORTS
+from watchfloor.stack import webauth
 from watchfloor.testing.beats import BeatsReceiver
 
 TOKEN = "integration-test-token"
@@ -45,8 +46,14 @@ class LocalStack:
     def url(self, component: str) -> str:
         return f"http://127.0.0.1:{self.ports[component]}"
 
+    def get(self, component: str, path: str, **kwargs: Any) -> httpx.Response:
+        """GET from a component, with its basic-auth credentials when it has them."""
+        secret = webauth.PASSWORDS.get(component)
+        auth = (webauth.USERNAME, self.env[secret]) if secret else None
+        return httpx.get(f"{self.url(component)}{path}", auth=auth, **kwargs)
+
     def query(self, promql: str) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.url('prometheus')}/api/v1/query", params={"query": promql})
+        response = self.get("prometheus", "/api/v1/query", params={"query": promql})
         body = response.json()
         assert body["status"] == "success", body
         return list(body["data"]["result"])
@@ -64,6 +71,10 @@ class LocalStack:
 
 def local_env(state: Path, ports: dict[str, int]) -> dict[str, str]:
     env = {**os.environ, "WATCHFLOOR_LOCAL_DIR": str(state), "WATCHFLOOR_INGEST_TOKEN": TOKEN}
+    # Never the developer's .env or a running stack's secrets: each test's own.
+    env["WATCHFLOOR_ENV_FILE"] = str(state / "no.env")
+    for secret in webauth.PASSWORDS.values():
+        env[secret] = f"{secret.lower()}-{state.name}"
     env["WATCHFLOOR_SIMULATOR_SEED"] = "42"
     env["WATCHFLOOR_LOG_STREAM"] = "none"
     for name, port in ports.items():

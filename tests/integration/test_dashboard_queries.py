@@ -8,7 +8,6 @@ import re
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.integration.conftest import LocalStack
@@ -24,6 +23,7 @@ DASHBOARDS = sorted(
 ONLY_ON_DOCKER_HOSTS = {
     "elasticsearch_": "Elasticsearch and its exporter run only in the Compose stack",
     "logstash_": "Logstash runs only in the Compose stack",
+    "container_": "cAdvisor runs only in the Compose stack",
 }
 
 
@@ -50,8 +50,8 @@ def test_every_dashboard_query_has_data(local_stack: LocalStack):
     while pending and time.monotonic() < deadline:
         still = []
         for dashboard, title, expr in pending:
-            response = httpx.get(
-                f"{local_stack.url('prometheus')}/api/v1/query", params={"query": _substitute(expr)}
+            response = local_stack.get(
+                "prometheus", "/api/v1/query", params={"query": _substitute(expr)}
             )
             body = response.json()
             assert body["status"] == "success", f"{dashboard} / {title}: {body.get('error')}"
@@ -68,7 +68,7 @@ def test_every_dashboard_query_has_data(local_stack: LocalStack):
 def test_docker_only_queries_are_still_valid_promql(local_stack: LocalStack):
     for dashboard, title, expr in _queries():
         if any(k in expr for k in ONLY_ON_DOCKER_HOSTS):
-            response = httpx.get(
-                f"{local_stack.url('prometheus')}/api/v1/query", params={"query": _substitute(expr)}
+            response = local_stack.get(
+                "prometheus", "/api/v1/query", params={"query": _substitute(expr)}
             )
             assert response.json()["status"] == "success", f"{dashboard} / {title}"

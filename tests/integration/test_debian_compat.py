@@ -10,7 +10,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.integration.conftest import LocalStack, free_port, local_env
@@ -45,11 +44,11 @@ def test_local_mode_starts_on_debian_12_prometheus_and_alertmanager(tmp_path: Pa
     started = stack.cli("up", "--evaluation-interval", "1s")
     try:
         assert started.returncode == 0, started.stdout + started.stderr
-        info = httpx.get(f"{stack.url('prometheus')}/api/v1/status/buildinfo").json()["data"]
+        info = stack.get("prometheus", "/api/v1/status/buildinfo").json()["data"]
         assert info["version"].startswith("2.42."), info
         deadline = time.monotonic() + 30
         while True:
-            groups = httpx.get(f"{stack.url('prometheus')}/api/v1/rules").json()["data"]["groups"]
+            groups = stack.get("prometheus", "/api/v1/rules").json()["data"]["groups"]
             rules = [rule for group in groups for rule in group["rules"]]
             unhealthy = [r["name"] for r in rules if r["health"] != "ok"]
             if (rules and not unhealthy) or time.monotonic() > deadline:
@@ -61,7 +60,7 @@ def test_local_mode_starts_on_debian_12_prometheus_and_alertmanager(tmp_path: Pa
         )
         assert sorted({Path(g["file"]).name for g in groups}) == rule_files
         assert rules and not unhealthy, unhealthy
-        status = httpx.get(f"{stack.url('alertmanager')}/api/v2/status").json()
+        status = stack.get("alertmanager", "/api/v2/status").json()
         assert status["versionInfo"]["version"].startswith("0.25."), status["versionInfo"]
         assert status["config"]["original"], "Alertmanager 0.25 loaded no configuration"
     finally:

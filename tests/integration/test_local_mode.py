@@ -7,7 +7,6 @@ import os
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 import watchfloor.metrics  # noqa: F401 - registers the catalog
@@ -56,7 +55,7 @@ def test_exporters_own_metrics_and_scrape_health(local_stack: LocalStack):
 
 
 def test_prometheus_uses_the_repo_config_with_interval_overrides_only(local_stack: LocalStack):
-    config = httpx.get(f"{local_stack.url('prometheus')}/api/v1/status/config").json()
+    config = local_stack.get("prometheus", "/api/v1/status/config").json()
     yaml_text = config["data"]["yaml"]
     assert "scrape_interval: 1s" in yaml_text
     assert "rules/*.yml" in yaml_text
@@ -152,12 +151,12 @@ def _alive(pid: int) -> bool:
 
 
 def test_prometheus_loads_every_rule_group_healthy(local_stack: LocalStack):
-    rules = httpx.get(f"{local_stack.url('prometheus')}/api/v1/rules").json()["data"]["groups"]
+    rules = local_stack.get("prometheus", "/api/v1/rules").json()["data"]["groups"]
     names = {group["name"] for group in rules}
     assert {"watchfloor-thresholds", "trading-alerts", "pipelines-alerts", "slo-alerts"} <= names
     deadline = time.monotonic() + 30
     while True:
-        rules = httpx.get(f"{local_stack.url('prometheus')}/api/v1/rules").json()["data"]["groups"]
+        rules = local_stack.get("prometheus", "/api/v1/rules").json()["data"]["groups"]
         unhealthy = [r["name"] for g in rules for r in g["rules"] if r["health"] != "ok"]
         if not unhealthy or time.monotonic() > deadline:
             break

@@ -20,7 +20,7 @@ def test_first_run_fills_every_placeholder_with_a_distinct_alphanumeric_secret(t
     values = parse(env.read_text())
     template = parse(EXAMPLE.read_text())
     generated = {k: v for k, v in values.items() if template[k] == GENERATED}
-    assert len(generated) == 14
+    assert len(generated) == 17
     assert len(set(generated.values())) == len(generated)
     for name, value in generated.items():
         assert re.fullmatch(r"[A-Za-z0-9]+", value), name

@@ -59,7 +59,11 @@ def test_docker_missing_daemon_down_permission_and_compose_v1_each_name_their_fi
     assert info["MemTotal"] == 16 * GIB
     old = _fake_docker(tmp_path, json.dumps({"MemTotal": 16 * GIB}), 0, "2.17.3")
     problems, _ = preflight.check_docker(old)
-    assert "Compose 2.17 is too old" in problems[0].what and "upgrade" in problems[0].fix
+    assert "Compose 2.17.3 is too old" in problems[0].what and "upgrade" in problems[0].fix
+    # 2.23.0 lacks inline configs (the web configs); the patch level counts.
+    almost = _fake_docker(tmp_path, json.dumps({"MemTotal": 16 * GIB}), 0, "2.23.0")
+    assert "2.23.1 or newer" in preflight.check_docker(almost)[0][0].what
+    assert preflight.check_docker(_fake_docker(tmp_path, "{}", 0, "2.23.1"))[0] == []
     good = _fake_docker(tmp_path, json.dumps({"MemTotal": 16 * GIB}), 0, "v2.29.1")
     assert preflight.check_docker(good)[0] == []
 
@@ -72,7 +76,7 @@ def _config() -> dict[str, Any]:
 def test_memory_is_checked_against_the_files_limits_plus_headroom():
     config = _config()
     budget = memory_budget(config)
-    assert 7 * GIB < budget < 8 * GIB
+    assert 7 * GIB < budget <= 8 * GIB
     assert preflight.check_memory(16 * GIB, config) == []
     problem = preflight.check_memory(8 * GIB, config)[0]
     assert "8.0 GiB" in problem.what and "exit 137" in problem.what
@@ -120,3 +124,61 @@ def test_compose_interpolation_rules():
     assert memory_bytes("1536m") == memory_bytes("1.5g")
     with pytest.raises(ValueError, match="not a Compose byte value"):
         memory_bytes("lots")
+
+
+def test_free_disk_below_elasticsearchs_flood_stage_plus_the_stacks_footprint_is_reported(
+    tmp_path: Path,
+):
+    class Usage:
+        def __init__(self, total: int, free: int) -> None:
+            self.total, self.free = total, free
+
+    engine = {"OperatingSystem": "Ubuntu 24.04", "DockerRootDir": str(tmp_path / "docker")}
+    seen: list[Path] = []
+
+    def usage(total: int, free: int):  # type: ignore[no-untyped-def]
+        def measure(path: Path) -> Usage:
+            seen.append(path)
+            return Usage(total, free)
+
+        return measure
+
+    # 100 GiB disk: flood stage at 5 GiB free; with the 6 GiB footprint, 11 GiB is the minimum.
+    assert preflight.check_disk(engine, usage(100 * GIB, 11 * GIB)) == []
+    assert seen[-1] == tmp_path  # the data root does not exist yet: its nearest parent
+    problem = preflight.check_disk(engine, usage(100 * GIB, 10 * GIB))[0]
+    assert "10.0 GiB free" in problem.what and "5.0 GiB" in problem.what
+    assert "read-only" in problem.what and "flood-stage" in problem.what
+    assert "free at least 1.0 GiB" in problem.fix and "docker system prune" in problem.fix
+    # A 4 TB disk: the flood stage's 5% is capped at 100 GiB of headroom.
+    assert preflight.check_disk(engine, usage(4096 * GIB, 106 * GIB)) == []
+    assert preflight.check_disk(engine, usage(4096 * GIB, 105 * GIB))
+    # Docker Desktop keeps volumes on its VM's disk, which is not measurable from here.
+    assert preflight.check_disk({"OperatingSystem": "Docker Desktop"}, usage(100 * GIB, 0)) == []
+
+
+def test_preflight_reports_every_problem_in_one_run_and_points_to_local_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from watchfloor.stack import cli
+    from watchfloor.stack.dotenv import ensure_env
+
+    env_file = tmp_path / ".env"
+    no_compose = _fake_docker(tmp_path, json.dumps({"MemTotal": 6 * GIB,
+                                                    "OperatingSystem": "Docker Desktop"}), 0, None)  # fmt: skip
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env_file.write_text(f"GRAFANA_PORT={port}\n")
+        ensure_env(REPO / ".env.example", env_file)
+        code = cli.main(["--env-file", str(env_file), "--docker", no_compose,
+                         "--compose-file", str(REPO / "docker-compose.monitoring.yml"),
+                         "preflight"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Docker Compose v2 (`docker compose`) is missing" in err
+    assert "Docker has 6.0 GiB of memory" in err
+    assert f"127.0.0.1:{port} (grafana) is already in use" in err
+    assert "make local-up" in err
+    assert "3 pre-flight problem(s)" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import sys
 import time
@@ -16,22 +17,27 @@ from watchfloor.localmode.config import (
     load_secrets,
     render_alertmanager,
     render_prometheus,
+    render_web_auth,
 )
 from watchfloor.localmode.jaeger_config import render_jaeger
 from watchfloor.localmode.processes import ProcessTable
+from watchfloor.stack import webauth
 
-SECRETS = ("WATCHFLOOR_INGEST_TOKEN", "WATCHFLOOR_ALERTHUB_TOKEN")
+SECRETS = ("WATCHFLOOR_INGEST_TOKEN", "WATCHFLOOR_ALERTHUB_TOKEN", *webauth.PASSWORDS.values())
 
 
 def state_dir() -> Path:
     return Path(os.environ.get("WATCHFLOOR_LOCAL_DIR") or REPO / ".local").resolve()
 
 
-def healthy(component: Component, timeout: float = 2.0) -> bool:
+def healthy(component: Component, secrets: dict[str, str], timeout: float = 2.0) -> bool:
+    request = urllib.request.Request(component.health_url)  # noqa: S310 - a loopback URL we built
+    password = secrets.get(component.password_secret or "")
+    if password:
+        token = base64.b64encode(f"{webauth.USERNAME}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(  # noqa: S310 - a loopback URL we built
-            component.health_url, timeout=timeout
-        ) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return bool(200 <= response.status < 300)
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -51,17 +57,22 @@ def up(
         print(f"watchfloor-local: {exc}", file=sys.stderr)
         return 2
     listening = ports()
+    secrets = load_secrets(state, SECRETS)
+    render_web_auth(state, secrets)
     render_prometheus(state, listening, scrape_interval, evaluation_interval)
     render_jaeger(state, listening)
-    env = {**os.environ, **load_secrets(state, SECRETS)}
+    env = {**os.environ, **secrets}
     env.setdefault("WATCHFLOOR_ENVIRONMENT", "local")
+    # The hub's calls to Alertmanager (silences, reconciliation) authenticate.
+    env["WATCHFLOOR_ALERTMANAGER_USERNAME"] = webauth.USERNAME
+    env["WATCHFLOOR_ALERTMANAGER_PASSWORD"] = secrets[webauth.PASSWORDS["alertmanager"]]
     # The exporters trace into local Jaeger, as they do into Compose's.
     env.setdefault("WATCHFLOOR_OTLP_ENDPOINT", f"http://127.0.0.1:{listening['jaeger-otlp-http']}")
     render_alertmanager(state, listening["alert-hub"], env, group_wait)
     table = ProcessTable(state)
     for component in parts:
         if table.running(component.name) is None:
-            if healthy(component, timeout=0.5):
+            if healthy(component, secrets, timeout=0.5):
                 print(
                     f"watchfloor-local: port {component.port} already answers for "
                     f"{component.name} but not a process local mode started; stop it or set "
@@ -74,7 +85,7 @@ def up(
     deadline = time.monotonic() + timeout
     waiting = list(parts)
     while waiting and time.monotonic() < deadline:
-        waiting = [c for c in waiting if not healthy(c)]
+        waiting = [c for c in waiting if not healthy(c, secrets)]
         for component in waiting:
             if table.running(component.name) is None:
                 return _failed(table, component, "exited")
@@ -114,10 +125,12 @@ def status() -> int:
     except (MissingBinaryError, ValueError) as exc:
         print(f"watchfloor-local: {exc}", file=sys.stderr)
         return 2
+    secrets = load_secrets(state, SECRETS, generate=False)
     all_up = True
     for component in parts:
         entry = table.running(component.name)
-        health = "healthy" if entry and healthy(component) else "unhealthy" if entry else "-"
+        up_now = entry and healthy(component, secrets)
+        health = "healthy" if up_now else "unhealthy" if entry else "-"
         all_up &= health == "healthy"
         pid = str(entry.pid) if entry else "stopped"
         print(f"{component.name:<18} {pid:>8}  {health:<9} {component.url}")

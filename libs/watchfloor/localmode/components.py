@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watchfloor.localmode import gotools, jaeger_config
+from watchfloor.stack.webauth import PASSWORDS
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class Component:
     health_path: str
     # Where health_path answers when it is not `port` (Jaeger's healthcheck extension).
     health_port: int | None = None
+    # The secret holding its basic-auth password (webauth.USERNAME), if it has one.
+    password_secret: str | None = None
 
     @property
     def url(self) -> str:
@@ -126,10 +129,12 @@ def components(state: Path, retention: str = "2d") -> list[Component]:
                 f"--storage.tsdb.path={state / 'prometheus' / 'data'}",
                 f"--storage.tsdb.retention.time={retention}",
                 f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                f"--web.config.file={state / 'prometheus' / 'web.yml'}",
                 "--web.enable-lifecycle",
                 "--enable-feature=exemplar-storage",
             ),
             "/-/ready",
+            password_secret=PASSWORDS["prometheus"],
         ),
         Component(
             "pushgateway",
@@ -137,8 +142,10 @@ def components(state: Path, retention: str = "2d") -> list[Component]:
             (
                 find_binary("pushgateway"),
                 f"--web.listen-address=127.0.0.1:{port_of('pushgateway')}",
+                f"--web.config.file={state / 'pushgateway' / 'web.yml'}",
             ),
             "/-/ready",
+            password_secret=PASSWORDS["pushgateway"],
         ),
         Component(
             "node-exporter",
@@ -160,9 +167,11 @@ def components(state: Path, retention: str = "2d") -> list[Component]:
                 f"--storage.path={state / 'alertmanager' / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port_of('alertmanager')}",
                 f"--web.external-url=http://127.0.0.1:{port_of('alertmanager')}",
+                f"--web.config.file={state / 'alertmanager' / 'web.yml'}",
                 "--cluster.listen-address=",  # a single instance: no gossip port to collide
             ),
             "/-/ready",
+            password_secret=PASSWORDS["alertmanager"],
         ),
         Component(
             "alert-hub",

@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(tools)}")
     if shutil.which("go") is None:
         message = (
-            "make tools: Go is not installed. Install Go >= 1.24 (https://go.dev/doc/install, "
+            "make tools: Go is not installed. Install Go >= 1.25 (https://go.dev/doc/install, "
             "or your distribution's golang package), or point PROMETHEUS_BIN, ALERTMANAGER_BIN, "
             "JAEGER_BIN, ... at release binaries."
         )

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from watchfloor.stack import dotenv, preflight
+from watchfloor.stack import dotenv, preflight, webauth
 from watchfloor.stack.compose_file import InterpolationError, load, memory_budget
 
 REPO = Path(__file__).resolve().parents[3]
@@ -17,14 +17,14 @@ REPO = Path(__file__).resolve().parents[3]
 URLS = [
     ("Grafana", "GRAFANA_PORT", "/", "GRAFANA_ADMIN_USER / GRAFANA_ADMIN_PASSWORD"),
     ("Kibana", "KIBANA_PORT", "/", "elastic / ELASTIC_PASSWORD"),
-    ("Prometheus", "PROMETHEUS_PORT", "/", ""),
-    ("Alertmanager", "ALERTMANAGER_PORT", "/", ""),
+    ("Prometheus", "PROMETHEUS_PORT", "/", "watchfloor / PROMETHEUS_PASSWORD"),
+    ("Alertmanager", "ALERTMANAGER_PORT", "/", "watchfloor / ALERTMANAGER_PASSWORD"),
     ("Jaeger", "JAEGER_UI_PORT", "/", ""),
     ("Alert hub", "ALERTHUB_PORT", "/", "WATCHFLOOR_ALERTHUB_TOKEN"),
     ("Elasticsearch", "ELASTICSEARCH_PORT", "/", "elastic / ELASTIC_PASSWORD"),
     ("Trading exporter", "TRADING_EXPORTER_PORT", "/metrics", ""),
     ("Pipeline exporter", "PIPELINE_EXPORTER_PORT", "/metrics", ""),
-    ("Pushgateway", "PUSHGATEWAY_PORT", "/", ""),
+    ("Pushgateway", "PUSHGATEWAY_PORT", "/", "watchfloor / PUSHGATEWAY_PASSWORD"),
     ("Logs (Beats, watchfloor.logging)", "LOGSTASH_BEATS_PORT", "", ""),
     ("Traces (OTLP/HTTP)", "JAEGER_OTLP_HTTP_PORT", "/v1/traces", ""),
 ]
@@ -38,6 +38,7 @@ def _environment(env_file: Path) -> dict[str, str]:
 def cmd_env(args: argparse.Namespace) -> int:
     existed = args.env_file.exists()
     added = dotenv.ensure_env(args.example, args.env_file)
+    added += webauth.ensure_hashes(args.env_file)
     if not existed:
         print(f"created {args.env_file} with random secrets (mode 0600)")
     elif added:
@@ -51,19 +52,27 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     except InterpolationError as exc:
         print(f"watchfloor: .env lacks a setting: {exc}", file=sys.stderr)
         return 1
-    problems, info = preflight.check_docker(args.docker)
-    if not problems:
-        problems += preflight.check_memory(int(info.get("MemTotal", 0)), config)
-        problems += preflight.check_max_map_count(info)
-        problems += preflight.check_ports(
-            config, preflight.running_services(args.docker, args.compose_file)
-        )
+    # Every check runs even when an earlier one failed: one run lists everything to fix.
+    docker_problems, info = preflight.check_docker(args.docker)
+    problems = list(docker_problems)
+    if info.get("MemTotal"):
+        problems += preflight.check_memory(int(info["MemTotal"]), config)
+    else:
+        problems += preflight.check_memory(preflight.host_memory(), config, "This machine")
+    problems += preflight.check_max_map_count(info)
+    problems += preflight.check_disk(info)
+    running = preflight.running_services(args.docker, args.compose_file) if info else set()
+    problems += preflight.check_ports(config, running)
     for problem in problems:
         print(f"watchfloor: {problem}", file=sys.stderr)
+    if docker_problems:
+        print(f"watchfloor: {preflight.LOCAL_MODE}", file=sys.stderr)
     if problems:
+        print(f"watchfloor: {len(problems)} pre-flight problem(s); nothing was started",
+              file=sys.stderr)  # fmt: skip
         return 1
     print(f"pre-flight ok: Docker and Compose v2 present, memory for the "
-          f"{memory_budget(config) / 1024**3:.1f} GiB budget, ports free")  # fmt: skip
+          f"{memory_budget(config) / 1024**3:.1f} GiB budget, disk space, ports free")  # fmt: skip
     return 0
 
 
@@ -92,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("env", help="create .env from .env.example, or add what it lacks")
     commands.add_parser(
-        "preflight", help="check Docker, Compose v2, memory, vm.max_map_count, ports"
+        "preflight", help="check Docker, Compose v2, memory, vm.max_map_count, disk space, ports"
     )
     commands.add_parser("urls", help="print the stack's URLs and where the credentials are")
     args = parser.parse_args(argv)

@@ -48,7 +48,7 @@ def ensure_env(example: Path, target: Path) -> list[str]:
     """
     template = example.read_text()
     if not target.exists():
-        _write_private(target, _fill(template))
+        write_private(target, _fill(template))
         return sorted(parse(template))
     text = target.read_text()
     placeholders = sorted(n for n, v in parse(text).items() if v == GENERATED)
@@ -64,7 +64,7 @@ def ensure_env(example: Path, target: Path) -> list[str]:
         addition = "".join(f"{name}={value}\n" for name, value in missing.items())
         text = f"{text}{separator}# Added by make up from .env.example\n{addition}"
     if missing or placeholders:
-        _write_private(target, text)
+        write_private(target, text)
     target.chmod(0o600)
     return sorted([*placeholders, *missing])
 
@@ -78,9 +78,11 @@ def _fill(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text`, readable by its owner only from the moment it exists."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # a leftover would keep its old mode
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.replace(tmp, path)

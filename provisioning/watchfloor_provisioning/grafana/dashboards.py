@@ -272,6 +272,18 @@ def operations() -> db.Dashboard:
             "Request duration p95 by service", "s",
             (f"histogram_quantile(0.95, sum by (service, le) (rate(http_server_request_duration_seconds_bucket{{{svc}}}[{RATE}])))", "{{service}}"),
         ))
+        .with_row(row("Containers (cAdvisor)"))
+        .with_panel(series(
+            "Container CPU", "percentunit",
+            (f'sum by (container_label_com_docker_compose_service) (rate(container_cpu_usage_seconds_total{{container_label_com_docker_compose_service!=""}}[{RATE}]))', "{{container_label_com_docker_compose_service}}"),
+            description="CPU time per second of each Compose service's container: 1 is one full core.",
+        ))
+        .with_panel(series(
+            "Container memory against limit", "percentunit",
+            ('max by (container_label_com_docker_compose_service) (container_memory_rss{container_label_com_docker_compose_service!=""}) / max by (container_label_com_docker_compose_service) (container_spec_memory_limit_bytes{container_label_com_docker_compose_service!=""} > 0)', "{{container_label_com_docker_compose_service}}"),
+            ("watchfloor:threshold:container_memory_used_ratio", "alert threshold"),
+            description="Resident memory over the Compose mem_limit; at 100% the kernel kills the container (exit 137). ContainerMemoryNearLimit fires past the threshold.",
+        ))
         .with_row(row("Elasticsearch"))
         .with_panel(series(
             "Cluster health", "short",
@@ -343,8 +355,17 @@ def meta() -> db.Dashboard:
             (f"sum by (pipeline) (rate(logstash_stats_pipeline_events_out[{RATE}]))", "{{pipeline}}"),
         ))
         .with_panel(series(
-            "Logstash events refused by Elasticsearch (dead-letter queue)", "short",
+            "Logstash dead-letter queue", "bytes",
+            ("sum by (pipeline) (logstash_stats_pipeline_dead_letter_queue_size_in_bytes)", "{{pipeline}} size"),
+            ("sum by (pipeline) (logstash_stats_pipeline_dead_letter_queue_max_size_in_bytes)", "{{pipeline}} max (refused events dropped beyond)"),
+            description="Events Elasticsearch refused (400/404: mapping conflicts, bad fields), kept by Logstash. LogstashEventsRejected fires when it grows, LogstashDeadLetterQueueFull when it drops events.",
+            width=6,
+        ))
+        .with_panel(series(
+            "Logstash duplicates skipped (409)", "short",
             ("sum by (pipeline) (increase(logstash_stats_pipeline_plugin_documents_non_retryable_failures[5m]))", "{{pipeline}}"),
+            description="Events whose event.id Elasticsearch already stores, e.g. replayed after a restart: deduplicated as designed, nothing lost.",
+            width=6,
         ))
     )  # fmt: skip
 
