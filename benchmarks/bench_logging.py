@@ -1,4 +1,5 @@
-"""Logging: caller-side cost against python-logstash-async, and shipping throughput with ACKs.
+"""Logging: caller-side cost against python-logstash-async, shipping throughput with ACKs, and
+the writer thread's throughput with masking against the same writer without it.
 
 The Beats receiver runs in its own process (watchfloor.testing.beats CLI) so that it does not
 share the sender's GIL, as Logstash would not.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import signal
 import subprocess
 import sys
@@ -16,11 +18,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import report
-from watchfloor.logging import configure_logging, shutdown_logging
+from watchfloor.logging import Masker, configure_logging, shutdown_logging
+from watchfloor.logging.ecs import EcsDocumentBuilder
 from watchfloor.metrics.shipping import LOG_EVENTS_SHIPPED
 
 EXTRA = {"order_id": "o-1", "symbol": "AAPL", "qty": 100, "price": 187.5, "strategy": "momo"}
@@ -176,8 +182,94 @@ def bench_shipping() -> bool:
     return met and received_all
 
 
+class _NoMasking(Masker):
+    """The baseline: the same writer work with masking switched off."""
+
+    def mask_text(self, text: str) -> str:
+        return text
+
+    def mask_value(self, value: Any) -> Any:
+        return value
+
+    def mask_field(self, key: Any, value: Any) -> tuple[Any, Any]:
+        return key, value
+
+
+def _writer_records(count: int) -> list[logging.LogRecord]:
+    """Records as trading services write them: unique messages (ids, prices, times), a trace id,
+    extras; one in twenty carries a secret (a DSN, a bearer token, a card) to be masked."""
+    rng = random.Random(12)
+    records = []
+    for index in range(count):
+        ts = 1_718_000_000_000 + index * 7
+        kind = index % 20
+        if kind == 0:
+            msg, args = "pool error for %s", (f"postgresql://oms:pw{index}x@db:5432/oms",)
+        elif kind == 1:
+            msg = "upstream call with Authorization: Bearer %s"
+            args = (f"eyJhbGciOi.{index}abc.sig",)
+        elif kind == 2:
+            msg, args = "payment with card %s declined", ("4111 1111 1111 1111",)
+        elif kind % 3 == 0:
+            msg, args = "order %s filled %s @ %.2f ts=%d venue=XNAS", (index, "AAPL", 187.25, ts)
+        elif kind % 3 == 1:
+            msg = "risk check passed account_type=margin desk=EQ-%d latency_us=%d"
+            args = (index, 42)
+        else:
+            msg = "GET /api/v1/orders/%d?limit=50 200 %.1fms request_id=%016x"
+            args = (index, rng.uniform(1, 30), rng.getrandbits(64))
+        record = logging.LogRecord("bench.writer", logging.INFO, __file__, 1, msg, args, None)
+        record.__dict__.update(EXTRA)
+        record.__dict__["order_id"] = 10**12 + index
+        record.__dict__["trace"] = f"{rng.getrandbits(128):032x}"
+        records.append(record)
+    return records
+
+
+def _writer_events_per_second(masker: Masker, records: list[logging.LogRecord]) -> float:
+    builder = EcsDocumentBuilder("bench", "bench", masker)
+    started = time.perf_counter()
+    for sequence, record in enumerate(records):
+        document = builder.build(record, "id", sequence)
+        orjson.dumps(document, default=str, option=orjson.OPT_NON_STR_KEYS)
+    return len(records) / (time.perf_counter() - started)
+
+
+def bench_writer_masking() -> bool:
+    """What masking costs the writer thread: events/s built and serialised, with and without."""
+    records = _writer_records(20_000)
+    masked, plain = [], []
+    for _ in range(5):  # interleaved, so a noisy neighbour hits both alike
+        masked.append(_writer_events_per_second(Masker(), records))
+        plain.append(_writer_events_per_second(_NoMasking(), records))
+    ratios = sorted(m / p for m, p in zip(masked, plain, strict=True))
+    print(
+        f"  writer with masking: {min(masked):,.0f}-{max(masked):,.0f} events/s, without: "
+        f"{min(plain):,.0f}-{max(plain):,.0f}; ratio {ratios[0]:.2f}-{ratios[-1]:.2f} over 5 runs"
+    )
+    met_ratio = report(
+        "writer thread events/s with masking (unique messages, 1 in 20 with a secret)",
+        sorted(masked)[2],
+        baseline_name="the same writer without masking",
+        baseline=sorted(plain)[2],
+        unit="events/s",
+        target=">= 0.2x",
+        lower_is_better=False,
+    )
+    met_absolute = report(
+        "writer thread events/s with masking, absolute",
+        sorted(masked)[2],
+        baseline_name="the same writer without masking",
+        baseline=sorted(plain)[2],
+        unit="events/s",
+        target=">= 20000",
+        lower_is_better=False,
+    )
+    return met_ratio and met_absolute
+
+
 def main() -> int:
-    results = [bench_caller_cost(), bench_shipping()]
+    results = [bench_caller_cost(), bench_shipping(), bench_writer_masking()]
     return 0 if all(results) else 1
 
 

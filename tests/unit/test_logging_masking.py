@@ -138,3 +138,71 @@ def test_masking_configured_from_environment(monkeypatch):
     doc = json.loads(stream.getvalue())
     assert doc["message"] == "[REDACTED] used"
     assert doc["desk_code"] == "[REDACTED]"
+
+
+# Issue 12: the shapes that leaked, one readable example each (the corpora are in
+# test_logging_masking_corpus.py).
+ISSUE_12_LEAKS = [
+    ("postgresql://trader:Tr4d3r!@db:5432/oms", "Tr4d3r!"),
+    ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI"),
+    ("DATABASE_PASSWORD=s3cr3t db_password=s3cr3t", "s3cr3t"),
+    ('{"dbPassword": "pw1", "clientSecret": "pw2", "accessToken": "pw3"}', "pw"),
+    ("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg\n-----END EC PRIVATE KEY-----", "MHcCAQEEIBkg"),
+    ("posted to https://hooks.slack.com/services/T0/B0/abcdEFGH1234", "abcdEFGH1234"),
+    ("verify with whsec_5WbX5kEWLlfzsGNjH64I8lOOqUB6e8FH", "5WbX5kEWLlfzsGNjH64I8lOOqUB6e8FH"),
+    ("Cookie: theme=dark; sessionid=8f14e45fceea167a", "8f14e45fceea167a"),
+    ("card 4111111111111111exp", "411111111111"),
+    ("card 4111 1111 1111 1111 12/27", "4111 1111 1111"),
+    ("order routed to account U1234567", "U1234567"),
+]
+
+
+@pytest.mark.parametrize(("text", "secret"), ISSUE_12_LEAKS)
+def test_issue_12_shapes_are_masked(text, secret):
+    assert secret not in Masker().mask_text(text)
+
+
+def test_header_lists_and_non_string_values_are_masked():
+    masked = Masker().mask_value(
+        {"headers": [("Authorization", "Bearer abc123"), ("Accept", "json")], "n": 4111111111111111}
+    )
+    assert masked == {
+        "headers": [["Authorization", "[REDACTED]"], ["Accept", "json"]],
+        "n": "[REDACTED:card:1111]",
+    }
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1718000000121",  # epoch ms; each of these passes Luhn
+        "1718000000123456",  # epoch µs
+        "1718000000123456788",  # epoch ns
+        "52=20240611-14:30:15.123",  # FIX SendingTime
+    ],
+)
+def test_timestamps_that_pass_luhn_survive(number):
+    assert Masker().mask_text(f"ts {number} ok") == f"ts {number} ok"
+
+
+@pytest.mark.parametrize(
+    ("key", "sensitive"),
+    [
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("dbPassword", True),
+        ("X-Api-Key", True),
+        ("AccountKey", True),
+        ("broker_account", True),
+        ("accountId", True),
+        ("set-cookie", True),
+        ("pgpass", True),
+        ("token_type", False),
+        ("password_length", False),
+        ("account_type", False),
+        ("idempotency_key", False),
+        ("card_last4", False),
+        ("bypass", False),
+    ],
+)
+def test_key_names_are_judged_by_their_words(key, sensitive):
+    assert Masker().is_sensitive_key(key) is sensitive

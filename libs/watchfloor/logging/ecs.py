@@ -160,7 +160,9 @@ def _extras(record: logging.LogRecord, masker: Masker) -> dict[str, Any]:
     for key, value in record.__dict__.items():
         if key in skip:
             continue
-        fields[key] = "[REDACTED]" if masker.is_sensitive_key(key) else masker.mask_value(value)
+        # The key is masked too: an extra named after a token or a card number must not ship it.
+        masked_key, masked_value = masker.mask_field(key, value)
+        fields[masked_key] = masked_value
     return fields
 
 
