@@ -103,14 +103,19 @@ def test_up_is_idempotent(local_stack: LocalStack):
 
 def test_missing_binary_names_the_package(tmp_path):
     ports = {name: free_port() for name in DEFAULT_PORTS}
-    stack = LocalStack(tmp_path, local_env(tmp_path, ports), ports, "t")
-    result = stack.cli("up", PROMETHEUS_BIN="/nonexistent/prometheus")
-    assert result.returncode == 2
-    assert "PROMETHEUS_BIN=/nonexistent/prometheus is not an executable" in result.stderr
-    result = stack.cli("up", PATH="/nonexistent", WATCHFLOOR_TOOLS_DIR=str(tmp_path / "none"))
-    assert result.returncode == 2
-    assert "run `make tools`" in result.stderr
-    assert "JAEGER_BIN" in result.stderr or "apt-get install prometheus" in result.stderr
+    # Whatever *_BIN the developer's shell exports (eval "$(make -s tools-env)"): none here.
+    env = {k: v for k, v in local_env(tmp_path, ports).items() if not k.endswith("_BIN")}
+    stack = LocalStack(tmp_path, env, ports, "t")
+    try:
+        result = stack.cli("up", PROMETHEUS_BIN="/nonexistent/prometheus")
+        assert result.returncode == 2
+        assert "PROMETHEUS_BIN=/nonexistent/prometheus is not an executable" in result.stderr
+        result = stack.cli("up", PATH="/nonexistent", WATCHFLOOR_TOOLS_DIR=str(tmp_path / "none"))
+        assert result.returncode == 2
+        assert "run `make tools`" in result.stderr
+        assert "JAEGER_BIN" in result.stderr or "apt-get install prometheus" in result.stderr
+    finally:
+        stack.cli("down")  # nothing should have started; if it did, it stops here
 
 
 def test_down_stops_exactly_what_it_started(tmp_path):
@@ -118,24 +123,26 @@ def test_down_stops_exactly_what_it_started(tmp_path):
     stack = LocalStack(tmp_path, local_env(tmp_path, ports), ports, "t")
     env = {k: v for k, v in stack.env.items() if k != "WATCHFLOOR_INGEST_TOKEN"}
     stack.env = env
-    assert stack.cli("up").returncode == 0
-    table = ProcessTable(tmp_path)
-    pids = [table.running(name).pid for name in table.names()]  # type: ignore[union-attr]
-    assert len(pids) == len(COMPONENTS)
-    token = (tmp_path / "secrets.env").read_text()
-    assert token.startswith("WATCHFLOOR_INGEST_TOKEN=")  # generated once, kept in the state dir
-    # A stale pid file that a recycled pid could match must not be signalled.
-    (tmp_path / "run" / "ghost.pid").write_text('{"pid": 1, "started": "0"}')
-    assert stack.cli("down").returncode == 0
-    for pid in pids:
-        deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _alive(pid), f"process {pid} survived local-down"
-    assert _alive(1)
-    assert stack.cli("up").returncode == 0
-    assert (tmp_path / "secrets.env").read_text() == token  # reused, not regenerated
-    assert stack.cli("down").returncode == 0
+    try:
+        assert stack.cli("up").returncode == 0
+        table = ProcessTable(tmp_path)
+        pids = [table.running(name).pid for name in table.names()]  # type: ignore[union-attr]
+        assert len(pids) == len(COMPONENTS)
+        token = (tmp_path / "secrets.env").read_text()
+        assert token.startswith("WATCHFLOOR_INGEST_TOKEN=")  # generated once, kept in the state dir
+        # A stale pid file that a recycled pid could match must not be signalled.
+        (tmp_path / "run" / "ghost.pid").write_text('{"pid": 1, "started": "0"}')
+        assert stack.cli("down").returncode == 0
+        for pid in pids:
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not _alive(pid), f"process {pid} survived local-down"
+        assert _alive(1)
+        assert stack.cli("up").returncode == 0
+        assert (tmp_path / "secrets.env").read_text() == token  # reused, not regenerated
+    finally:
+        assert stack.cli("down").returncode == 0
 
 
 def _alive(pid: int) -> bool:
