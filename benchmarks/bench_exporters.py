@@ -1,9 +1,15 @@
-"""Trading exporter under sustained ingest: 5 000 events/s offered on one core, /metrics p99.
+"""Trading exporter under sustained ingest: 5 000 events/s offered on one core, /metrics p99;
+and its memory under a label-combination flood.
 
 The exporter runs as its own process (uvicorn, one worker: one core). A client process posts
 pre-generated realistic batches (the simulator's stream) at a fixed pace while another thread
 scrapes /metrics every 100 ms, as a hurried Prometheus would. Baseline: /metrics latency with no
 ingest, measured first in the same run.
+
+Flood: FLOOD_RUNS fresh exporters each take FLOOD_EVENTS events whose label combinations are all
+new (300 strategies x symbols, venues, feeds, rules, brokers), scraped as they go. Figure: peak RSS
+(VmHWM) over the same process's idle RSS, median of the runs with their spread; the target keeps
+the peak well under the 256 MiB Compose limit (63 MiB idle x 3 = 189 MiB).
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ RATE = 5_000  # events per second offered
 BATCH = 500
 SECONDS = 20
 TOKEN = "bench-token"
+FLOOD_EVENTS = 120_000
+FLOOD_BATCH = 2_500
+FLOOD_RUNS = 3
 
 
 def free_port() -> int:
@@ -62,24 +71,108 @@ def p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100)[98] if len(samples) >= 2 else samples[0]
 
 
-def main() -> int:
+def start_exporter() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "WATCHFLOOR_INGEST_TOKEN": TOKEN, "WATCHFLOOR_LOG_STREAM": "none"}
     server = subprocess.Popen(
         [sys.executable, "-m", "watchfloor_exporters.trading", "--port", str(port)], env=env
     )
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                return server, base
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            server.terminate()
+            raise RuntimeError("exporter did not become ready")
+        time.sleep(0.2)
+
+
+def rss_mib(pid: int, field: str) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def flood_batches() -> list[bytes]:
+    """FLOOD_EVENTS events, every one with a label combination not seen before."""
+    now = datetime.now(UTC).isoformat()
+    events: list[dict[str, object]] = []
+    for n in range(FLOOD_EVENTS):
+        strategy, symbol = f"s{n % 300}", f"F{n // 300}"
+        base = {"id": f"flood-{n}", "timestamp": now, "strategy": strategy}
+        kind = n % 4
+        if kind == 0:
+            events.append({**base, "type": "order_submitted", "order_id": f"o{n}",
+                           "symbol": symbol, "venue": f"V{n % 50}", "side": "buy",
+                           "quantity": 1, "arrival_price": 10.0})  # fmt: skip
+        elif kind == 1:
+            events.append({**base, "type": "order_filled", "order_id": f"o{n - 1}",
+                           "symbol": symbol, "side": "buy", "quantity": 1, "price": 10.1,
+                           "final": True})  # fmt: skip
+        elif kind == 2:
+            events.append({**base, "type": "position_snapshot", "symbol": symbol,
+                           "currency": "USD", "quantity": 5, "price": 1.0})  # fmt: skip
+        else:
+            events.append({**base, "type": "risk_violation", "rule": f"rule{n}",
+                           "severity": "info", "value": 1, "limit": 2})  # fmt: skip
+    return [
+        json.dumps(events[i : i + FLOOD_BATCH]).encode() for i in range(0, len(events), FLOOD_BATCH)
+    ]
+
+
+def flood_peak_ratio(payloads: list[bytes]) -> tuple[float, float, float]:
+    """(idle MiB, peak MiB, peak / idle) of one fresh exporter taking the flood."""
+    server, base = start_exporter()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("exporter did not become ready")
-            time.sleep(0.2)
+        idle = rss_mib(server.pid, "VmRSS")
+        with httpx.Client(
+            base_url=base, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as client:
+            for index, payload in enumerate(payloads):
+                client.post("/v1/events", content=payload).raise_for_status()
+                if index % 8 == 0:
+                    client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+            client.get("/metrics").raise_for_status()
+        peak = rss_mib(server.pid, "VmHWM")
+    finally:
+        server.terminate()
+        server.wait(15)
+    return idle, peak, peak / idle
+
+
+def main() -> int:
+    met = sustained_ingest()
+    payloads = flood_batches()
+    runs = [flood_peak_ratio(payloads) for _ in range(FLOOD_RUNS)]
+    ratios = sorted(ratio for _, _, ratio in runs)
+    median = statistics.median(ratios)
+    idle = statistics.median(i for i, _, _ in runs)
+    met &= report(
+        f"peak RSS under a {FLOOD_EVENTS}-event label-combination flood",
+        median * idle,
+        baseline_name="idle RSS of the same process",
+        baseline=idle,
+        unit="MiB",
+        target="<= 3.0x",
+    )
+    peaks = ", ".join(f"{peak:.0f}" for _, peak, _ in runs)
+    spread = ratios[-1] - ratios[0]
+    print(
+        f"  {FLOOD_RUNS} runs: ratio min {ratios[0]:.2f}x, median {median:.2f}x, "
+        f"max {ratios[-1]:.2f}x (spread {spread:.2f}x); peaks {peaks} MiB"
+    )
+    return 0 if met else 1
+
+
+def sustained_ingest() -> bool:
+    server, base = start_exporter()
+    try:
         payloads = batches(RATE * SECONDS)
         # Baseline: /metrics with nothing else going on (after one batch so the catalog exists).
         httpx.post(f"{base}/v1/events", content=payloads[0],
@@ -116,7 +209,7 @@ def main() -> int:
         scraper.join()
     finally:
         server.terminate()
-        server.wait(10)
+        server.wait(15)
     achieved = accepted / elapsed
     met = report(
         "sustained ingest, one exporter process",
@@ -136,7 +229,7 @@ def main() -> int:
         target="<= 100",
     )
     print(f"  {len(loaded)} scrapes under load, median {statistics.median(loaded) * 1000:.1f} ms")
-    return 0 if met else 1
+    return met
 
 
 if __name__ == "__main__":

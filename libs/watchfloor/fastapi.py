@@ -3,10 +3,17 @@
 The request middleware is pure ASGI rather than Starlette's BaseHTTPMiddleware, which adds a task
 and a memory stream per request; it runs inside OpenTelemetry's middleware, so the server span is
 current while it observes (exemplars) and while the handler logs (trace ids in logs).
+
+Every label value comes from a closed set, whatever a client sends: the method is one of
+`METHODS` or `_OTHER` (HTTP parsers accept any token as a method), the route is a template of
+the app or `__unmatched__`, the status is the app's own. /metrics is unauthenticated, so it is
+bounded too: a few scrapes at a time, and a scraper that stops reading is cut off rather than
+pinning a copy of the exposition in memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -22,6 +29,12 @@ from watchfloor.metrics.exemplars import current_exemplar
 from watchfloor.metrics.exposition import render
 
 UNMATCHED = "__unmatched__"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# OpenTelemetry's HTTP semantic conventions name every other method `_OTHER` the same way.
+OTHER_METHOD = "_OTHER"
+MAX_CONCURRENT_SCRAPES = 4
+SCRAPE_SEND_SECONDS = 10.0
+_CHUNK = 64 * 1024
 _OWN_PATHS = frozenset({"/metrics", "/health"})
 _HEADER = b"x-correlation-id"
 # An incoming id is adopted only if it is short and plain: it ends up in logs and headers.
@@ -72,7 +85,8 @@ class RequestMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = str(getattr(route, "path_format", None) or getattr(route, "path", UNMATCHED))
-            self._observe(scope["method"], template, status, elapsed)
+            method = scope["method"] if scope["method"] in METHODS else OTHER_METHOD
+            self._observe(method, template, status, elapsed)
 
     def _observe(self, method: str, route: str, status: int, elapsed: float) -> None:
         # Route templates and methods are few, so label children are cached per (method, route).
@@ -88,6 +102,49 @@ class RequestMiddleware:
         children[1].observe(elapsed, current_exemplar())
 
 
+class _ScrapeSlots:
+    """How many /metrics responses are being rendered or sent; each holds its own exposition."""
+
+    def __init__(self) -> None:
+        self.busy = 0
+
+    def take(self) -> bool:
+        if self.busy >= MAX_CONCURRENT_SCRAPES:
+            return False
+        self.busy += 1
+        return True
+
+    def give_back(self) -> None:
+        self.busy -= 1
+
+
+class _Exposition(Response):
+    """The body in chunks, all of it sent within SCRAPE_SEND_SECONDS; frees its slot when done.
+
+    Starlette writes a body in one send, which the transport buffers whole when the client does
+    not read; chunked, uvicorn's flow control makes each send wait, so the deadline can cut a
+    stalled scraper off.
+    """
+
+    def __init__(self, body: bytes, media_type: str, slots: _ScrapeSlots) -> None:
+        super().__init__(body, media_type=media_type)
+        self._slots = slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            body = memoryview(self.body)
+            async with asyncio.timeout(SCRAPE_SEND_SECONDS):
+                for start in range(0, len(body), _CHUNK):
+                    chunk = bytes(body[start : start + _CHUNK])
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+        except TimeoutError:
+            return  # the server closes a connection whose response was left incomplete
+        finally:
+            self._slots.give_back()
+
+
 def _incoming_correlation_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == _HEADER:
@@ -101,9 +158,25 @@ def instrument_app(app: FastAPI, service: str) -> None:
         return
     app.state.watchfloor_service = service
 
+    slots = _ScrapeSlots()
+
     async def metrics(request: Request) -> Response:
-        body, content_type = render(request.headers.get("accept"))
-        return Response(body, media_type=content_type)
+        if not slots.take():
+            return Response(
+                f"more than {MAX_CONCURRENT_SCRAPES} scrapes at once; retry\n",
+                status_code=429,
+                headers={"Retry-After": "1"},
+                media_type="text/plain",
+            )
+        try:
+            # On the event loop, so renders take turns (each needs about twice its body in
+            # memory) and do not compete with it for the GIL; a capped exposition renders in
+            # well under a second.
+            body, content_type = render(request.headers.get("accept"))
+        except BaseException:
+            slots.give_back()
+            raise
+        return _Exposition(body, content_type, slots)
 
     async def health() -> dict[str, str]:
         return {"status": "ok", "service": service}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 from fastapi import FastAPI, HTTPException
 from prometheus_client import REGISTRY
 
+import watchfloor.fastapi as fastapi_module
 from watchfloor.correlation import get_correlation_id
 from watchfloor.fastapi import instrument_app
 
@@ -119,3 +121,48 @@ async def test_own_endpoints_make_no_spans(spans, path):
     async with client(app) as http:
         await http.get(path)
     assert [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"] == []
+
+
+async def test_method_label_is_a_closed_set(spans):
+    # A raw HTTP request may carry any token as its method; each used to mint series.
+    app = make_app("svc-methods")
+    async with client(app) as http:
+        for n in range(40):
+            await http.request(f"M{n:06d}", "/x")
+        assert (await http.request("DELETE", "/orders/o-1")).status_code == 405
+    (family,) = (f for f in REGISTRY.collect() if f.name == "http_server_requests")
+    methods = {s.labels["method"] for s in family.samples if s.labels["service"] == "svc-methods"}
+    assert methods == {"_OTHER", "DELETE"}
+    assert requests("svc-methods", "__unmatched__", "404", method="_OTHER") == 40
+    assert {"GET", "POST", "HEAD", "OPTIONS"} <= fastapi_module.METHODS
+
+
+async def test_scrapes_are_bounded_and_a_stalled_scraper_is_cut_off(monkeypatch, spans):
+    # A scraper that stops reading: its sends never complete. Each such scrape holds its own
+    # exposition, so only a few may be in flight, and each gives up in time.
+    app = make_app("svc-scrapes")
+    monkeypatch.setattr(fastapi_module, "render", lambda accept: (b"x" * 300_000, "text/plain"))
+    monkeypatch.setattr(fastapi_module, "SCRAPE_SEND_SECONDS", 0.5)
+    started: list[int] = []
+
+    async def stalled_send(message):
+        if message["type"] == "http.response.start":
+            started.append(message["status"])
+        elif message["type"] == "http.response.body":
+            await asyncio.sleep(3600)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "path": "/metrics", "raw_path": b"/metrics",
+             "root_path": "", "query_string": b"", "headers": [], "http_version": "1.1",
+             "scheme": "http", "server": ("test", 80), "client": ("test", 1)}  # fmt: skip
+    stalled = [asyncio.create_task(app(scope, receive, stalled_send)) for _ in range(4)]
+    await asyncio.sleep(0.1)
+    async with client(app) as http:
+        refused = await http.get("/metrics")
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "1"
+        await asyncio.wait_for(asyncio.gather(*stalled), 5)  # cut off after 0.5 s
+        assert started == [200] * 4
+        assert (await http.get("/metrics")).status_code == 200  # their places were given back

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
-from watchfloor.metrics import OVERFLOW, cardinality, set_label_limit, trading
+from watchfloor.metrics import OVERFLOW, cardinality, render, set_label_limit, trading
 
 
 @pytest.fixture
@@ -92,18 +93,22 @@ def test_closed_labels_are_not_capped_but_validated(limit):
         trading.record_broker_call(broker="b", endpoint="/x", status=600, duration_seconds=0.1)
 
 
-def test_children_are_cached():
-    first = trading.FILL_RATIO.child("cache", "AAPL")
-    assert trading.FILL_RATIO.child("cache", "AAPL") is first
-    assert first is trading.FILL_RATIO.metric.labels("cache", "AAPL")
+def test_series_are_cached_and_touched():
+    trading.set_fill_ratio(strategy="cache", symbol="AAPL", ratio=0.5)
+    series = trading.FILL_RATIO._series[("cache", "AAPL")]
+    assert series.child is trading.FILL_RATIO.metric.labels("cache", "AAPL")
+    before = series.touched
+    trading.set_fill_ratio(strategy="cache", symbol="AAPL", ratio=0.6)
+    assert trading.FILL_RATIO._series[("cache", "AAPL")] is series
+    assert series.touched >= before
 
 
-def test_folded_values_are_not_cached(limit):
+def test_folded_values_are_not_tracked(limit):
     set_label_limit(1)
-    trading.FILL_RATIO.child("nc-strategy", "NC1")
-    trading.FILL_RATIO.child("nc-strategy", "NC2")
-    assert ("nc-strategy", "NC1") in trading.FILL_RATIO._children
-    assert ("nc-strategy", "NC2") not in trading.FILL_RATIO._children
+    trading.set_fill_ratio(strategy="nc-strategy", symbol="NC1", ratio=0.1)
+    trading.set_fill_ratio(strategy="nc-strategy", symbol="NC2", ratio=0.2)
+    assert ("nc-strategy", "NC1") in trading.FILL_RATIO._series
+    assert ("nc-strategy", "NC2") not in trading.FILL_RATIO._series
 
 
 def test_guard_is_thread_safe(limit):
@@ -146,6 +151,8 @@ def test_limit_from_environment_is_validated_and_read_on_reset(monkeypatch):
     monkeypatch.setenv("WATCHFLOOR_LABEL_CARDINALITY_LIMIT", "lots")
     with pytest.raises(ValueError, match="positive integer"):
         cardinality._limit_from_env()
+    with pytest.raises(ValueError, match="WATCHFLOOR_LABEL_CARDINALITY_LIMIT"):
+        cardinality.configure_from_env()
     monkeypatch.setenv("WATCHFLOOR_LABEL_CARDINALITY_LIMIT", "50")
     try:
         cardinality.reset()
@@ -159,3 +166,165 @@ def test_limit_from_environment_is_validated_and_read_on_reset(monkeypatch):
 def test_default_limit_is_2000(monkeypatch):
     monkeypatch.delenv("WATCHFLOOR_LABEL_CARDINALITY_LIMIT", raising=False)
     assert cardinality._limit_from_env() == 2000
+
+
+# -- series caps and expiry (issue 12: the guard bounded label values, not series) ----------------
+
+
+@pytest.fixture
+def caps(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set caps through the environment, as a service would; everything is re-read afterwards."""
+
+    def apply(**variables: str) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(f"WATCHFLOOR_{name.upper()}", value)
+        cardinality.reset()
+
+    yield apply
+    monkeypatch.undo()
+    cardinality.reset()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The guard's clock, moved by hand: `clock[0] += seconds`."""
+    now = [1_000_000.0]
+    monkeypatch.setattr(cardinality, "_clock", lambda: now[0])
+    return now
+
+
+def fill_ratio_samples() -> list[Any]:
+    (family,) = (f for f in REGISTRY.collect() if f.name == "trading_fill_ratio")
+    return list(family.samples)
+
+
+def fill_ratio_series(strategy: str) -> dict[str, float]:
+    return {
+        s.labels["symbol"]: s.value
+        for s in fill_ratio_samples()
+        if s.labels["strategy"] == strategy
+    }
+
+
+def test_label_combinations_are_bounded_per_metric(caps):
+    # Each label stays under its cap (20 strategies, 20 symbols), the combinations do not.
+    caps(label_cardinality_limit="50", max_series_per_metric="30")
+    before = overflow("trading_fill_ratio")
+    for strategy in range(20):
+        for symbol in range(20):
+            trading.set_fill_ratio(strategy=f"combo-{strategy}", symbol=f"S{symbol}", ratio=0.5)
+    assert len([s for s in fill_ratio_samples() if s.labels["strategy"].startswith("combo-")]) == 30
+    assert overflow("trading_fill_ratio") - before == 400 - 30
+    assert REGISTRY.get_sample_value(
+        "trading_fill_ratio", {"strategy": OVERFLOW, "symbol": OVERFLOW}
+    ) == 0.5  # fmt: skip
+
+
+def test_histogram_series_count_every_exposition_line(caps):
+    caps(max_series_per_metric="40")
+    for symbol in range(5):
+        trading.record_market_data(feed="weights", symbol=f"W{symbol}", latency_seconds=0.001)
+    weight = len(trading.MARKET_DATA_BUCKETS) + 1 + 2  # buckets, +Inf, _count, _sum
+    assert trading.MARKET_DATA_LATENCY.weight == weight == 15
+    assert trading.MARKET_DATA_LATENCY.series_count() == 2 * weight  # a third would pass 40
+    assert trading.MARKET_DATA_UPDATES.series_count() == 5
+
+
+def test_series_are_bounded_in_total(caps):
+    caps(max_series="12")
+    for n in range(10):
+        trading.set_drawdown(strategy=f"total-a{n}", ratio=0.1)
+        trading.set_win_ratio(strategy=f"total-b{n}", ratio=0.6)
+    assert cardinality.GUARD.series == 12
+    assert trading.DRAWDOWN.series_count() + trading.WIN_RATIO.series_count() == 12
+    assert REGISTRY.get_sample_value("trading_strategy_win_ratio", {"strategy": OVERFLOW}) == 0.6
+
+
+def test_rendered_exposition_stays_bounded_under_a_combination_flood(caps):
+    caps(max_series="3000")
+    for strategy in range(60):
+        for symbol in range(60):
+            trading.record_order(
+                strategy=f"flood-{strategy}", symbol=f"F{symbol}", venue="XNAS", side="buy",
+                order_type="limit", status="submitted",
+            )  # fmt: skip
+    body, _ = render(None)
+    ours = [line for line in body.decode().splitlines() if 'strategy="flood-' in line]
+    assert 0 < len(ours) <= 3000
+
+
+def test_idle_series_expire_and_free_the_caps(caps, clock):
+    caps(label_cardinality_limit="2", series_ttl_seconds="60")
+    trading.set_fill_ratio(strategy="ttl", symbol="OLD1", ratio=0.1)
+    trading.set_fill_ratio(strategy="ttl", symbol="OLD2", ratio=0.2)
+    trading.set_fill_ratio(strategy="ttl", symbol="NEW", ratio=0.3)  # symbol cap full: folded
+    assert set(fill_ratio_series("ttl")) == {"OLD1", "OLD2", OVERFLOW}
+    clock[0] += 30
+    trading.set_fill_ratio(strategy="ttl", symbol="OLD2", ratio=0.25)  # still in use
+    clock[0] += 45  # OLD1 idle 75 s, OLD2 45 s
+    render(None)  # a scrape runs the expiry
+    assert fill_ratio_series("ttl") == {"OLD2": 0.25}
+    trading.set_fill_ratio(strategy="ttl", symbol="NEW", ratio=0.3)  # a value's place freed up
+    assert fill_ratio_series("ttl") == {"OLD2": 0.25, "NEW": 0.3}
+
+
+def test_expiry_frees_series_caps_too(caps, clock):
+    caps(max_series="3", series_ttl_seconds="10")
+    for n in range(3):
+        trading.set_drawdown(strategy=f"exp-{n}", ratio=0.1)
+    trading.set_drawdown(strategy="exp-late", ratio=0.2)
+    assert (
+        REGISTRY.get_sample_value("trading_strategy_drawdown_ratio", {"strategy": "exp-late"})
+        is None
+    )
+    clock[0] += 11
+    trading.set_drawdown(strategy="exp-late", ratio=0.2)  # a new series runs the expiry first
+    assert (
+        REGISTRY.get_sample_value("trading_strategy_drawdown_ratio", {"strategy": "exp-late"})
+        == 0.2
+    )
+    assert (
+        REGISTRY.get_sample_value("trading_strategy_drawdown_ratio", {"strategy": "exp-0"}) is None
+    )
+    assert cardinality.GUARD.series == 1
+
+
+def test_last_activity_timestamps_stay_while_there_is_room(caps, clock):
+    # Alerts fire on time() - last_update growing: expiring the series would silence them.
+    caps(max_series="100", series_ttl_seconds="10")
+    trading.record_market_data(feed="quiet-feed", symbol="Q", latency_seconds=0.001, at=5.0)
+    clock[0] += 3600
+    render(None)
+    last_update = "trading_market_data_last_update_timestamp_seconds"
+    assert REGISTRY.get_sample_value(last_update, {"feed": "quiet-feed"}) == 5.0
+    assert updates("quiet-feed", "Q") is None  # the counter beside it did expire
+    for n in range(95):  # crowd the total past 90% of its cap
+        trading.set_drawdown(strategy=f"crowd-{n}", ratio=0.1)
+    clock[0] += 1
+    render(None)
+    assert REGISTRY.get_sample_value(last_update, {"feed": "quiet-feed"}) is None
+
+
+def test_non_finite_amounts_are_refused():
+    for amount in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            trading.record_slippage(strategy="nan", symbol="X", side="buy", bps=amount)
+        with pytest.raises(ValueError, match="finite"):
+            trading.record_submitted_quantity(
+                strategy="nan", symbol="X", side="buy", quantity=amount
+            )
+
+
+def test_series_settings_from_the_environment_are_validated(monkeypatch):
+    for name, value in (("WATCHFLOOR_MAX_SERIES", "0"), ("WATCHFLOOR_MAX_SERIES_PER_METRIC", "x"),
+                        ("WATCHFLOOR_SERIES_TTL_SECONDS", "inf")):  # fmt: skip
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValueError, match=name):
+            cardinality.configure_from_env()
+        monkeypatch.delenv(name)
+    cardinality.configure_from_env()
+    assert (cardinality.GUARD.max_series, cardinality.GUARD.max_series_per_metric) == (
+        30_000,
+        10_000,
+    )
+    assert cardinality.GUARD.ttl == 3600

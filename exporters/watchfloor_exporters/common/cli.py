@@ -10,11 +10,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import uvicorn
 from fastapi import FastAPI
 
 from watchfloor.logging import configure_logging
 from watchfloor.tracing import configure_tracing
+from watchfloor_exporters.common.server import protocol_from_env, serve
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,10 @@ def run(
         )
         return 2
     try:
+        protocol = protocol_from_env()
         app = build(token, args.simulate, args.port, args.seed)
     except ValueError as exc:
         print(f"watchfloor-{service}: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    serve(app, host=args.host, port=args.port, protocol=protocol)
     return 0

@@ -1,4 +1,9 @@
-"""The exporters' HTTP surface: bearer-token ingest routes with capped bodies, /ready, errors."""
+"""The exporters' HTTP surface: bearer-token ingest routes with capped bodies, /ready, errors.
+
+At most MAX_BATCHES_IN_FLIGHT ingest requests are read or applied at once (each holds a body of
+up to WATCHFLOOR_MAX_BODY_BYTES, and one thread applies them in turn); past that a request gets
+429 with Retry-After before its body is read, so memory stays bounded whatever clients send.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from watchfloor.fastapi import instrument_app
+from watchfloor.metrics import cardinality
 from watchfloor_exporters.common.ingest import DEFAULT_MAX_BODY_BYTES, BatchError, limit_from_env
 from watchfloor_exporters.common.ingestor import Ingestor
 from watchfloor_exporters.common.metrics import BATCHES
@@ -26,6 +32,7 @@ from watchfloor_exporters.common.simulation import Step, post_forever
 log = logging.getLogger(__name__)
 
 Ingest = Callable[[bytes, str | None], dict[str, Any]]
+MAX_BATCHES_IN_FLIGHT = 8
 
 
 async def read_capped(request: Request, cap: int) -> bytes:
@@ -74,12 +81,14 @@ def create_app(
 
     app = FastAPI(title=title, description=description, version="1.0", lifespan=lifespan)
     app.state.ready = False
-    expected = f"Bearer {token}".encode()
+    expected = token.encode()
+    in_flight = 0
 
     @app.exception_handler(BatchError)
     async def batch_error(request: Request, exc: BatchError) -> JSONResponse:
         BATCHES.labels(exporter, str(exc.status)).inc()
-        return JSONResponse(exc.body(), status_code=exc.status)
+        headers = {401: {"WWW-Authenticate": "Bearer"}, 429: {"Retry-After": "1"}}.get(exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -97,21 +106,34 @@ def create_app(
         )
 
     def authorise(request: Request) -> None:
-        given = request.headers.get("authorization", "").encode()
-        if not given:
+        # RFC 9110: the scheme is case-insensitive ("bearer" works as "Bearer" does).
+        scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer":
             raise BatchError(401, "missing 'Authorization: Bearer <WATCHFLOOR_INGEST_TOKEN>'")
-        if not hmac.compare_digest(given, expected):
+        if not hmac.compare_digest(credentials.strip().encode(), expected):
             raise BatchError(403, "the bearer token does not match WATCHFLOOR_INGEST_TOKEN")
 
     def ingest_route(ingest: Ingest) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def handle(request: Request) -> JSONResponse:
+            nonlocal in_flight
             authorise(request)
-            body = await read_capped(request, max_body_bytes)
-            # The request's context goes along: correlation id in logs, the span for exemplars.
-            apply = functools.partial(
-                contextvars.copy_context().run, ingest, body, request.headers.get("content-type")
-            )
-            result = await asyncio.get_running_loop().run_in_executor(applier, apply)
+            if in_flight >= MAX_BATCHES_IN_FLIGHT:
+                raise BatchError(
+                    429, f"{MAX_BATCHES_IN_FLIGHT} batches are being applied; retry shortly"
+                )
+            in_flight += 1
+            try:
+                body = await read_capped(request, max_body_bytes)
+                # The request's context goes along: correlation id in logs, span for exemplars.
+                apply = functools.partial(
+                    contextvars.copy_context().run,
+                    ingest,
+                    body,
+                    request.headers.get("content-type"),
+                )
+                result = await asyncio.get_running_loop().run_in_executor(applier, apply)
+            finally:
+                in_flight -= 1
             BATCHES.labels(exporter, "200").inc()
             return JSONResponse(result)
 
@@ -130,6 +152,7 @@ def create_app(
                 403: {"description": "wrong bearer token"},
                 413: {"description": "body or batch too large"},
                 422: {"description": "invalid event; the error names the field"},
+                429: {"description": "too many batches in flight; retry after a second"},
             },
         )
 
@@ -155,6 +178,7 @@ def exporter_app(
     port: int,
 ) -> FastAPI:
     """An exporter: one ingest route per event type, and the simulator posting to them if on."""
+    cardinality.configure_from_env()
     background = None
     if step is not None:
         background = functools.partial(

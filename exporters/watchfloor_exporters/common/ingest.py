@@ -1,14 +1,18 @@
 """Turning a request body into validated events, all or nothing, with errors that name the field.
 
 Batch semantics: a batch is validated whole before anything is applied; one bad event rejects the
-batch (4xx, nothing applied). Events whose id was already applied are skipped (idempotent replay).
+batch (4xx, nothing applied). Events whose id was already applied are skipped (idempotent replay,
+within the window `SeenIds` describes).
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
-from collections import OrderedDict
-from collections.abc import Iterable
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -115,49 +119,59 @@ def register_tags(tags: Iterable[str]) -> None:
 
 
 class SeenIds:
-    """The ids of the most recent `capacity` applied events (oldest forgotten first)."""
+    """Ids of applied events, for spotting replays, bounded in count and in age.
 
-    def __init__(self, capacity: int) -> None:
+    Guarantee: a replayed id is recognised if it arrives less than `max_age` seconds after the
+    original was applied AND fewer than `capacity` other ids were applied in between. As new ids
+    arrive, older ones are forgotten within 1/8 past either bound: memory stays under 1.25 x
+    `capacity` ids.
+
+    Ids are kept as 16-byte BLAKE2b digests (a 128-character id would cost ten times more) in
+    generations of at most capacity/8 ids or max_age/8 seconds; a whole generation is dropped
+    once newer ones hold `capacity` ids or it closed more than `max_age` ago. Nothing in the
+    standard library or the locked dependencies bounds a set by both count and age.
+    """
+
+    _SLICES = 8
+
+    def __init__(self, capacity: int, max_age: float, clock: Callable[[], float] = time.monotonic):
         self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self.max_age = max_age
+        self._clock = clock
+        self._per_generation = max(1, capacity // self._SLICES)
+        # Oldest first: (digests, time the generation closed; the open one is last, closed=inf).
+        self._generations: deque[tuple[set[bytes], float]] = deque([(set(), math.inf)])
+        self._opened = clock()
 
-    def __contains__(self, event_id: str) -> bool:
-        return event_id in self._ids
+    @staticmethod
+    def digest(event_id: str) -> bytes:
+        return hashlib.blake2b(event_id.encode(), digest_size=16).digest()
 
-    def add(self, event_id: str) -> None:
-        self._ids[event_id] = None
-        if len(self._ids) > self.capacity:
-            self._ids.popitem(last=False)
+    def __contains__(self, digest: bytes) -> bool:
+        return any(digest in ids for ids, _ in self._generations)
 
+    def __len__(self) -> int:
+        return sum(len(ids) for ids, _ in self._generations)
 
-class LabelBudget:
-    """Caps distinct values per label, refusing a batch that would exceed it (4xx, not folding)."""
+    def add_all(self, digests: Iterable[bytes]) -> None:
+        for digest in digests:
+            current, _ = self._generations[-1]
+            now = self._clock()
+            if len(current) >= self._per_generation or now - self._opened >= (
+                self.max_age / self._SLICES
+            ):
+                self._generations[-1] = (current, now)
+                self._generations.append((set(), math.inf))
+                self._opened = now
+                self._forget(now)
+            self._generations[-1][0].add(digest)
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._seen: dict[str, set[str]] = {}
-
-    def check(self, values: Iterable[tuple[str, str, str]]) -> None:
-        """(label, value, field path) triples of one batch; raises before anything is admitted."""
-        pending: dict[str, set[str]] = {}
-        for label, value, field in values:
-            seen = self._seen.get(label, set())
-            if value in seen or value in pending.get(label, set()):
-                continue
-            new = pending.setdefault(label, set())
-            if len(seen) + len(new) >= self.limit:
-                raise BatchError(
-                    422,
-                    "label cardinality cap reached; nothing from this batch was applied",
-                    [
-                        {
-                            "field": field,
-                            "message": f"{label} {value!r} would be distinct value "
-                            f"{self.limit + 1}; the cap is {self.limit} (WATCHFLOOR_LABEL_"
-                            "CARDINALITY_LIMIT)",
-                        }
-                    ],
-                )
-            new.add(value)
-        for label, new in pending.items():
-            self._seen.setdefault(label, set()).update(new)
+    def _forget(self, now: float) -> None:
+        newer = 0
+        for index in range(len(self._generations) - 1, -1, -1):
+            ids, closed = self._generations[index]
+            if newer >= self.capacity or closed < now - self.max_age:
+                for _ in range(index + 1):
+                    self._generations.popleft()
+                return
+            newer += len(ids)

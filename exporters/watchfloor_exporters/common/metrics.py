@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter
 
 EVENTS = Counter(
@@ -15,3 +17,15 @@ BATCHES = Counter(
     "Ingest requests by HTTP status code.",
     ["exporter", "status"],
 )
+
+
+_event_counters: dict[tuple[str, str, str], Any] = {}
+
+
+def count_event(exporter: str, event_type: str, outcome: str) -> None:
+    """EVENTS.labels(...).inc(), the child cached: types and outcomes are closed sets."""
+    key = (exporter, event_type, outcome)
+    child = _event_counters.get(key)
+    if child is None:
+        child = _event_counters[key] = EVENTS.labels(*key)
+    child.inc()

@@ -24,7 +24,7 @@ def build(token: str, simulate: bool, port: int, seed: int | None) -> FastAPI:
         title="watchfloor pipeline exporter",
         description=DESCRIPTION,
         token=token,
-        ingestor=Ingestor(EXPORTER, state.apply, state.label_values),
+        ingestor=Ingestor(EXPORTER, state.apply),
         routes={RUNS: RunEvent, QUALITY: QualityEvent, API: ApiUsageEvent},
         step=PipelineSimulator(seed).step if simulate else None,
         port=port,

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 
-from watchfloor_exporters.common.events import Event, Name, NonNegative, Ratio, Timestamp
+from watchfloor_exporters.common.events import (
+    Count,
+    DataTimestamp,
+    Event,
+    HttpStatus,
+    Name,
+    NonNegative,
+    Ratio,
+)
 from watchfloor_exporters.common.ingest import register_tags
-
-Count = Annotated[int, Field(ge=0, le=10**12)]
 
 
 class RunStarted(Event):
@@ -35,7 +41,7 @@ class RunFinished(Event):
     datasets: Annotated[list[Name], Field(max_length=100)] = Field(
         default_factory=list, description="datasets this run loaded (freshness)"
     )
-    data_timestamp: Timestamp | None = Field(
+    data_timestamp: DataTimestamp | None = Field(
         default=None, description="time of the newest data loaded; default: the event's time"
     )
 
@@ -62,8 +68,8 @@ class QualityCheck(Event):
 class ApiUsage(Event):
     type: Literal["api_usage"]
     api: Name
-    status: Annotated[int, Field(ge=100, le=599)]
-    count: Annotated[int, Field(ge=1, le=10**6)] = 1
+    status: HttpStatus
+    count: Annotated[int, Strict(), Field(ge=1, le=10**6)] = 1
     rate_limit_remaining: NonNegative | None = None
 
 

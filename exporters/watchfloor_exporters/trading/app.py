@@ -32,7 +32,7 @@ def build(token: str, simulate: bool, port: int, seed: int | None) -> FastAPI:
         title="watchfloor trading exporter",
         description=DESCRIPTION,
         token=token,
-        ingestor=Ingestor(EXPORTER, state.apply, state.label_values),
+        ingestor=Ingestor(EXPORTER, state.apply),
         routes={"/v1/events": TradingEvent},
         step=step,
         port=port,

@@ -10,6 +10,8 @@ from watchfloor_exporters.common.events import (
     Currency,
     Event,
     Finite,
+    Flag,
+    HttpStatus,
     Name,
     NonNegative,
     Positive,
@@ -63,7 +65,7 @@ class OrderFilled(OrderEvent):
     venue: Name | None = None
     quantity: Positive
     price: Positive
-    final: bool = Field(description="true on the fill that completes the order")
+    final: Flag = Field(description="true on the fill that completes the order")
     arrival_price: Positive | None = None
     decision_price: Positive | None = None
 
@@ -113,7 +115,7 @@ class BrokerApiCall(Event):
     type: Literal["broker_api_call"]
     broker: Name
     endpoint: Name
-    status: Annotated[int, Field(ge=100, le=599)]
+    status: HttpStatus
     duration_seconds: Annotated[NonNegative, Field(le=3600)]
     rate_limit_remaining: NonNegative | None = None
     rate_limit_limit: Positive | None = None

@@ -19,6 +19,7 @@ from watchfloor.metrics.pipeline import (
     record_validation,
     set_freshness,
     set_quality,
+    track_freshness,
 )
 from watchfloor.metrics.trading import (
     record_broker_call,
@@ -67,5 +68,6 @@ __all__ = [
     "set_quality",
     "set_win_ratio",
     "slippage_bps",
+    "track_freshness",
     "trading",
 ]

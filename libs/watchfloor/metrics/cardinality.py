@@ -1,76 +1,136 @@
-"""Cardinality guard: a cap on distinct values per label per metric.
+"""Cardinality guard: bounded label values and series, per metric and in total; idle series expire.
 
-Unbounded labels (symbol, strategy, dataset, endpoint, ...) are capped; past the cap a new value is
-recorded as `__overflow__` and `watchfloor_label_overflow_total{metric}` rises once per folded
-observation (however many of its labels were folded). The check runs only when a label child is not
-cached yet, so the hot path of the helpers stays one dict lookup; folded values are never cached,
-which keeps memory bounded.
+A series here is one line of the exposition: a counter or gauge child is one, a histogram child is
+one per bucket plus `_count` and `_sum`. Three caps apply when an update would create a series:
+
+- per label per metric: at most `label_limit` distinct values among the metric's live series
+  (WATCHFLOOR_LABEL_CARDINALITY_LIMIT, default 2000); a value past it is recorded as
+  `__overflow__`;
+- per metric: at most `max_series_per_metric` series (WATCHFLOOR_MAX_SERIES_PER_METRIC, 10 000);
+- in total, over every family: at most `max_series` (WATCHFLOOR_MAX_SERIES, 30 000).
+
+Past a series cap the update goes to the metric's overflow series (every capped label
+`__overflow__`, closed labels kept, so at most one per combination of closed values); either way
+`watchfloor_label_overflow_total{metric}` rises once per folded update.
+
+A series not updated for `ttl` seconds (WATCHFLOOR_SERIES_TTL_SECONDS, default 3600) is removed,
+freeing its place under every cap; removal runs at most every ttl/10 (between 0.25 s and 60 s),
+when a series is created or the registry is rendered. Families of last-activity timestamps
+(`keep_idle`) are the exception: their staleness is what alerts watch, so their idle series are
+removed only when their metric or the total is above 90% of its cap.
+
+Updates go through the family (`inc`, `set`, `observe`, `set_function`) under one lock, which the
+removal also takes: an update can never land on a series that was just removed. The checks run
+only when a series is new; an existing one costs a dict lookup and a clock read.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
-from collections.abc import Hashable
+import time
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 OVERFLOW = "__overflow__"
 DEFAULT_LIMIT = 2000
+DEFAULT_MAX_SERIES_PER_METRIC = 10_000
+DEFAULT_MAX_SERIES = 30_000
+DEFAULT_TTL_SECONDS = 3600.0
 HTTP_STATUSES = frozenset(str(code) for code in range(100, 600))
+_PRESSURE = 0.9
 
 LABEL_OVERFLOW = Counter(
     "watchfloor_label_overflow_total",
-    "Observations whose label value was folded into __overflow__ because the metric already had "
-    "as many distinct values for that label as the cardinality cap allows.",
+    "Updates recorded under __overflow__ label values because the metric had reached a cap: "
+    "distinct values of a label, series of the metric, or series in total.",
     ["metric"],
 )
 
 M = TypeVar("M", bound=MetricWrapperBase)
+_clock = time.monotonic  # tests move time forward through it
+
+
+def _positive_from_env(name: str, default: float, kind: type[int] | type[float] = int) -> Any:
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = 0
+    if not (value > 0 and math.isfinite(value)):
+        what = "integer" if kind is int else "number"
+        raise ValueError(f"{name} must be a positive {what}: {raw!r}")
+    return value
 
 
 def _limit_from_env() -> int:
-    raw = os.environ.get("WATCHFLOOR_LABEL_CARDINALITY_LIMIT", "")
-    if not raw:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"WATCHFLOOR_LABEL_CARDINALITY_LIMIT must be a positive integer: {raw!r}")
-    return int(raw)
+    return int(_positive_from_env("WATCHFLOOR_LABEL_CARDINALITY_LIMIT", DEFAULT_LIMIT))
+
+
+def _caps_from_env() -> tuple[int, int, int, float]:
+    return (
+        _limit_from_env(),
+        int(_positive_from_env("WATCHFLOOR_MAX_SERIES_PER_METRIC", DEFAULT_MAX_SERIES_PER_METRIC)),
+        int(_positive_from_env("WATCHFLOOR_MAX_SERIES", DEFAULT_MAX_SERIES)),
+        float(_positive_from_env("WATCHFLOOR_SERIES_TTL_SECONDS", DEFAULT_TTL_SECONDS, float)),
+    )
 
 
 class _Guard:
+    """The caps, the series count over every family, and when idle series were last removed."""
+
     def __init__(self) -> None:
-        self.limit = _limit_from_env()
-        self._lock = threading.Lock()
-        self._seen: dict[tuple[str, str], set[str]] = {}
+        self.lock = threading.Lock()
+        self.series = 0
+        self.next_expiry = 0.0
+        try:
+            caps = _caps_from_env()
+        except ValueError:  # configure_from_env() reports it when a service starts
+            caps = (
+                DEFAULT_LIMIT,
+                DEFAULT_MAX_SERIES_PER_METRIC,
+                DEFAULT_MAX_SERIES,
+                DEFAULT_TTL_SECONDS,
+            )
+        self.set_caps(caps)
 
-    def admits(self, metric: str, label: str, value: str) -> bool:
-        """Whether `value` may be recorded as itself (seen before, or still under the cap)."""
-        with self._lock:
-            seen = self._seen.setdefault((metric, label), set())
-            if value in seen:
-                return True
-            if len(seen) < self.limit:
-                seen.add(value)
-                return True
-        return False
+    def set_caps(self, caps: tuple[int, int, int, float]) -> None:
+        self.limit, self.max_series_per_metric, self.max_series, self.ttl = caps
 
-    def reset(self) -> None:
-        with self._lock:
-            self._seen.clear()
-            self.limit = _limit_from_env()
+    def expire(self, now: float) -> None:
+        """Remove idle series if the last pass is old enough. Called with `lock` held."""
+        if now < self.next_expiry:
+            return
+        self.next_expiry = now + min(max(self.ttl / 10, 0.25), 60.0)
+        cutoff = now - self.ttl
+        crowded = self.series > _PRESSURE * self.max_series
+        for family in _families:
+            family._expire(cutoff, crowded)
 
 
 GUARD = _Guard()
 _families: list[Family[Any]] = []
 
 
-class Family(Generic[M]):
-    """A labelled metric with cached children, capped labels and closed label sets.
+class _Series:
+    __slots__ = ("child", "touched")
 
-    Both checks run only when a child is first resolved: a value is validated once, then cached.
+    def __init__(self, child: Any, touched: float) -> None:
+        self.child = child
+        self.touched = touched
+
+
+class Family(Generic[M]):
+    """A labelled metric whose series are admitted under the caps and expire when idle.
+
+    `capped` labels take values from requests (bounded by the caps); `closed` labels must be one
+    of their allowed values (a ValueError otherwise, before anything is recorded).
     """
 
     def __init__(
@@ -78,6 +138,8 @@ class Family(Generic[M]):
         metric: M,
         capped: tuple[str, ...] = (),
         closed: dict[str, frozenset[str]] | None = None,
+        *,
+        keep_idle: bool = False,
     ) -> None:
         self.metric = metric
         self.name: str = metric._name
@@ -89,17 +151,51 @@ class Family(Generic[M]):
         if unknown:
             raise ValueError(f"{self.name} has no label(s) {sorted(unknown)} to cap")
         self._capped = tuple(i for i, name in enumerate(self._labels) if name in capped)
-        self._children: dict[tuple[Hashable, ...], M] = {}
-        self._lock = threading.Lock()
+        self.keep_idle = keep_idle
+        # Exposition lines per series: buckets (with +Inf), _count and _sum for a histogram.
+        self.weight = len(metric._upper_bounds) + 2 if isinstance(metric, Histogram) else 1
+        self._series: dict[tuple[str, ...], _Series] = {}
+        # Per capped label: value -> how many live series use it.
+        self._values: dict[int, dict[str, int]] = {i: {} for i in self._capped}
         _families.append(self)
 
-    def child(self, *values: Hashable) -> M:
-        found = self._children.get(values)
-        if found is not None:
-            return found
-        return self._resolve(values)
+    # -- updates ---------------------------------------------------------------------------------
 
-    def _resolve(self, values: tuple[Hashable, ...]) -> M:
+    def inc(self, values: tuple[str, ...], amount: float = 1.0) -> None:
+        _check_finite(self.name, amount)
+        with GUARD.lock:
+            self._child(values).inc(amount)
+
+    def set(self, values: tuple[str, ...], value: float) -> None:
+        with GUARD.lock:
+            self._child(values).set(value)
+
+    def observe(
+        self, values: tuple[str, ...], amount: float, exemplar: dict[str, str] | None = None
+    ) -> None:
+        _check_finite(self.name, amount)
+        with GUARD.lock:
+            self._child(values).observe(amount, exemplar)
+
+    def set_function(self, values: tuple[str, ...], function: Callable[[], float]) -> None:
+        with GUARD.lock:
+            self._child(values).set_function(function)
+
+    def series_count(self) -> int:
+        """Exposition lines of the series admitted under the caps (overflow series not counted)."""
+        return len(self._series) * self.weight
+
+    # -- admission and expiry (GUARD.lock held) ---------------------------------------------------
+
+    def _child(self, values: tuple[str, ...]) -> Any:
+        now = _clock()
+        found = self._series.get(values)
+        if found is not None:
+            found.touched = now
+            return found.child
+        return self._admit(values, now)
+
+    def _admit(self, values: tuple[Any, ...], now: float) -> Any:
         if len(values) != len(self._labels):
             raise ValueError(f"{self.name} takes labels {self._labels}, got {len(values)} values")
         text = [str(value) for value in values]
@@ -109,18 +205,67 @@ class Family(Generic[M]):
                     f"{self.name}: {self._labels[index]} must be one of {_describe(allowed)}, "
                     f"got {text[index]!r}"
                 )
+        GUARD.expire(now)
         folded = False
         for index in self._capped:
-            if not GUARD.admits(self.name, self._labels[index], text[index]):
+            known = self._values[index]
+            if text[index] not in known and len(known) >= GUARD.limit:
                 text[index] = OVERFLOW
                 folded = True
-        child: M = self.metric.labels(*text)
-        if folded:
+        key = tuple(text)
+        found = self._series.get(key)
+        if found is not None:
+            found.touched = now
+        elif self._room():
+            found = _Series(self.metric.labels(*key), now)
+            self._series[key] = found
+            GUARD.series += self.weight
+            for index in self._capped:
+                if key[index] != OVERFLOW:
+                    known = self._values[index]
+                    known[key[index]] = known.get(key[index], 0) + 1
+        if found is None or folded:
             LABEL_OVERFLOW.labels(self.name).inc()
-        else:
-            with self._lock:
-                self._children[values] = child
-        return child
+        if found is None:
+            # Past a series cap: the overflow series, not tracked (its closed labels bound it).
+            for index in self._capped:
+                text[index] = OVERFLOW
+            return self.metric.labels(*text)
+        return found.child
+
+    def _room(self) -> bool:
+        return (
+            self.series_count() + self.weight <= GUARD.max_series_per_metric
+            and GUARD.series + self.weight <= GUARD.max_series
+        )
+
+    def _expire(self, cutoff: float, crowded: bool) -> None:
+        if self.keep_idle and not (
+            crowded or self.series_count() > _PRESSURE * GUARD.max_series_per_metric
+        ):
+            return
+        idle = [key for key, series in self._series.items() if series.touched < cutoff]
+        for key in idle:
+            self._remove(key)
+
+    def _remove(self, key: tuple[str, ...]) -> None:
+        del self._series[key]
+        self.metric.remove(*key)
+        GUARD.series -= self.weight
+        for index in self._capped:
+            if key[index] == OVERFLOW:
+                continue
+            known = self._values[index]
+            known[key[index]] -= 1
+            if not known[key[index]]:
+                del known[key[index]]
+
+
+def _check_finite(metric: str, amount: float) -> None:
+    # A NaN or infinite increment would stick in the counter or the histogram's _sum for good,
+    # and OpenMetrics parsers refuse a NaN there.
+    if not math.isfinite(amount):
+        raise ValueError(f"{metric}: the amount must be a finite number, got {amount}")
 
 
 def _describe(allowed: frozenset[str]) -> str:
@@ -138,12 +283,31 @@ def set_label_limit(limit: int) -> None:
     GUARD.limit = limit
 
 
-def reset() -> None:
-    """Forget every admitted value and cached child and re-read the limit from the environment.
+def configure_from_env() -> None:
+    """Read the caps from the environment (ValueError naming the variable if one is invalid)."""
+    caps = _caps_from_env()
+    with GUARD.lock:
+        GUARD.set_caps(caps)
+        GUARD.next_expiry = 0.0
 
-    For tests; a process normally never needs it. Series already in the registry stay.
+
+def expire_idle() -> None:
+    """Remove series idle past the TTL now, if the last pass is old enough (render calls it)."""
+    with GUARD.lock:
+        GUARD.expire(_clock())
+
+
+def reset() -> None:
+    """Forget every tracked series and re-read the caps from the environment.
+
+    For tests; a process normally never needs it. Series already in the registry stay, untracked.
     """
-    GUARD.reset()
-    for family in _families:
-        with family._lock:
-            family._children.clear()
+    caps = _caps_from_env()
+    with GUARD.lock:
+        GUARD.set_caps(caps)
+        GUARD.series = 0
+        GUARD.next_expiry = 0.0
+        for family in _families:
+            family._series.clear()
+            for known in family._values.values():
+                known.clear()

@@ -6,7 +6,10 @@ sample, which puts a trading exporter's 13 000-sample exposition near 200 ms on 
 the 100 ms /metrics budget while it ingests. Label strings are built once per series and cached;
 values and exemplars are read live. Other collectors (process, platform, gc) go through
 prometheus-client as usual. No `_created` series are written (Prometheus only reads them behind a
-feature flag). tests/unit/test_metrics_exposition.py checks the output parses to the same samples.
+feature flag). A histogram with negative buckets (signed values) has no `_sum` in either format
+and, in OpenMetrics, no `_count` either: OpenMetrics allows a count only beside a sum (its +Inf
+bucket says the same). tests/unit/test_metrics_exposition.py checks the output parses to the same
+samples, and that both formats pass prometheus-client's parsers.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString as _untyped_float_to_go
+
+from watchfloor.metrics.cardinality import expire_idle
 
 # The Go float formatting Prometheus expects (1.0, +Inf, NaN); untyped in prometheus-client.
 floatToGoString = cast(Callable[[float], str], _untyped_float_to_go)
@@ -37,16 +42,23 @@ def render(accept_header: str | None, registry: CollectorRegistry = REGISTRY) ->
     """
     encoder, content_type = choose_encoder(accept_header or "")
     openmetrics = content_type.startswith("application/openmetrics-text")
-    lines: list[str] = []
+    expire_idle()
+    # Encoded a family at a time: the text of the whole exposition never sits in memory beside
+    # its bytes (a large exposition would need three copies at once otherwise).
+    parts: list[bytes] = []
+    series = 0
     others: list[Collector] = []
     for collector in list(registry._collector_to_names):
         if isinstance(collector, MetricWrapperBase) and collector._type in _FAST_TYPES:
-            lines.extend(_family(collector, openmetrics))
+            lines = _family(collector, openmetrics)
+            series += len(lines)
+            parts.append(("\n".join(lines) + "\n").encode())
         else:
             others.append(collector)
-    rest = encoder(_Collectors(others))
-    head = ("\n".join(lines) + "\n").encode() if lines else b""
-    return head + rest, content_type
+    parts.append(encoder(_Collectors(others)))
+    if len(_label_cache) > 2 * series:
+        _label_cache.clear()  # series were removed since they were cached; keep it bounded
+    return b"".join(parts), content_type
 
 
 class _Collectors:
@@ -121,9 +133,11 @@ def _histogram(name: str, labels: str, child: Any, openmetrics: bool) -> list[st
         le = _braces(labels, f'le="{floatToGoString(bound)}"')
         exemplar = _exemplar(bucket.get_exemplar(), openmetrics)
         out.append(f"{name}_bucket{le} {floatToGoString(total)}{exemplar}")
-    out.append(f"{name}_count{_braces(labels)} {floatToGoString(total)}")
-    if bounds[0] >= 0:  # OpenMetrics: no _sum when buckets are negative (signed values)
+    if bounds[0] >= 0:
+        out.append(f"{name}_count{_braces(labels)} {floatToGoString(total)}")
         out.append(f"{name}_sum{_braces(labels)} {floatToGoString(child._sum.get())}")
+    elif not openmetrics:
+        out.append(f"{name}_count{_braces(labels)} {floatToGoString(total)}")
     return out
 
 

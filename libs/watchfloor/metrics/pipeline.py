@@ -3,7 +3,9 @@
 Labels pipeline, job, dataset, api and resource are capped by the cardinality guard; status (a run's
 status, or the HTTP code 100..599 of an API call), dimension and result are closed sets, checked
 once per new label combination. Quality thresholds (seed 000): completeness 0.8, consistency 0.9,
-validation pass rate 95%. docs/metrics.md describes every label.
+validation pass rate 95%. docs/metrics.md describes every label. The cardinality guard also bounds
+series per metric and in total, and removes idle ones (`cardinality`); the last-success and
+freshness series are kept while there is room, since their staleness is what alerts watch.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ LAST_SUCCESS = Family(
         ["pipeline", "job"],
     ),
     capped=("pipeline", "job"),
+    keep_idle=True,
 )
 RECORDS = Family(
     Counter(
@@ -72,6 +75,7 @@ FRESHNESS = Family(
         ["dataset"],
     ),
     capped=("dataset",),
+    keep_idle=True,
 )
 QUALITY = Family(
     Gauge(
@@ -119,7 +123,7 @@ COST = Family(
 
 
 def record_run_started(*, pipeline: str, job: str) -> None:
-    RUNS.child(pipeline, job, "started").inc()
+    RUNS.inc((pipeline, job, "started"))
 
 
 def record_run(
@@ -133,19 +137,24 @@ def record_run(
     finished_at: float | None = None,
 ) -> None:
     """A finished run: its outcome, duration, record counts, and the last-success time."""
-    # The duration's child refuses an unfinished status before the run is counted.
-    RUN_DURATION.child(pipeline, job, status).observe(duration_seconds, current_exemplar())
-    RUNS.child(pipeline, job, status).inc()
+    # The duration's series refuses an unfinished status before the run is counted.
+    RUN_DURATION.observe((pipeline, job, status), duration_seconds, current_exemplar())
+    RUNS.inc((pipeline, job, status))
     if records:
-        RECORDS.child(pipeline, job).inc(records)
+        RECORDS.inc((pipeline, job), records)
     if record_errors:
-        RECORD_ERRORS.child(pipeline, job).inc(record_errors)
+        RECORD_ERRORS.inc((pipeline, job), record_errors)
     if status == "success":
-        LAST_SUCCESS.child(pipeline, job).set(time.time() if finished_at is None else finished_at)
+        LAST_SUCCESS.set((pipeline, job), time.time() if finished_at is None else finished_at)
 
 
 def set_freshness(*, dataset: str, seconds: float) -> None:
-    FRESHNESS.child(dataset).set(seconds)
+    FRESHNESS.set((dataset,), seconds)
+
+
+def track_freshness(*, dataset: str, loaded_at: float) -> None:
+    """Freshness computed at each scrape: now minus `loaded_at` (unix time of the newest data)."""
+    FRESHNESS.set_function((dataset,), lambda: time.time() - loaded_at)
 
 
 def set_quality(
@@ -155,30 +164,28 @@ def set_quality(
     consistency: float | None = None,
     validity: float | None = None,
 ) -> None:
-    for dimension, score in (
-        ("completeness", completeness),
-        ("consistency", consistency),
-        ("validity", validity),
-    ):
+    scores = {"completeness": completeness, "consistency": consistency, "validity": validity}
+    for dimension, score in scores.items():
+        if score is not None and not 0.0 <= score <= 1.0:
+            raise ValueError(f"{dimension} score must be within 0..1, got {score}")
+    for dimension, score in scores.items():
         if score is not None:
-            if not 0.0 <= score <= 1.0:
-                raise ValueError(f"{dimension} score must be within 0..1, got {score}")
-            QUALITY.child(dataset, dimension).set(score)
+            QUALITY.set((dataset, dimension), score)
 
 
 def record_validation(*, dataset: str, passed: bool, count: int = 1) -> None:
-    VALIDATIONS.child(dataset, "pass" if passed else "fail").inc(count)
+    VALIDATIONS.inc((dataset, "pass" if passed else "fail"), count)
 
 
 def record_api_call(
     *, api: str, status: int, rate_limit_remaining: float | None = None, count: int = 1
 ) -> None:
-    API_REQUESTS.child(api, status).inc(count)
+    API_REQUESTS.inc((api, str(status)), count)
     if rate_limit_remaining is not None:
-        API_RATE_LIMIT_REMAINING.child(api).set(rate_limit_remaining)
+        API_RATE_LIMIT_REMAINING.set((api,), rate_limit_remaining)
 
 
 def record_cost(*, pipeline: str, resource: str, usd: float) -> None:
     if usd < 0:
         raise ValueError(f"cost must not be negative, got {usd}")
-    COST.child(pipeline, resource).inc(usd)
+    COST.inc((pipeline, resource), usd)

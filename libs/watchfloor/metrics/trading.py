@@ -4,7 +4,8 @@ Labels: strategy, symbol, venue, feed, broker, endpoint, rule, reason and curren
 cardinality guard; side (buy|sell), order_type, status (order status, or the HTTP code 100..599 of
 a broker call), severity and kind are closed sets, checked once per new label combination.
 Slippage is signed in basis points against the arrival price: positive is a cost (bought above /
-sold below arrival), negative an improvement. docs/metrics.md describes every label.
+sold below arrival), negative an improvement. docs/metrics.md describes every label. The cardinality
+guard also bounds series per metric and in total, and removes idle ones (`cardinality`).
 """
 
 from __future__ import annotations
@@ -196,6 +197,7 @@ MARKET_DATA_LAST_UPDATE = Family(
         ["feed"],
     ),
     capped=("feed",),
+    keep_idle=True,
 )
 BROKER_REQUESTS = Family(
     Counter(
@@ -262,38 +264,38 @@ def record_order(
     duration_seconds: float | None = None,
 ) -> None:
     """Count an order lifecycle event; with a duration on `filled`, observe execution time."""
-    ORDERS.child(strategy, symbol, venue, side, order_type, status).inc()
+    ORDERS.inc((strategy, symbol, venue, side, order_type, status))
     if duration_seconds is not None:
-        ORDER_EXECUTION.child(strategy, symbol, venue, side, order_type).observe(
-            duration_seconds, current_exemplar()
+        ORDER_EXECUTION.observe(
+            (strategy, symbol, venue, side, order_type), duration_seconds, current_exemplar()
         )
 
 
 def record_order_ack(*, strategy: str, venue: str, duration_seconds: float) -> None:
-    ORDER_ACK.child(strategy, venue).observe(duration_seconds, current_exemplar())
+    ORDER_ACK.observe((strategy, venue), duration_seconds, current_exemplar())
 
 
 def record_submitted_quantity(*, strategy: str, symbol: str, side: str, quantity: float) -> None:
-    SUBMITTED_QUANTITY.child(strategy, symbol, side).inc(quantity)
+    SUBMITTED_QUANTITY.inc((strategy, symbol, side), quantity)
 
 
 def record_rejection(*, strategy: str, venue: str, reason: str) -> None:
-    REJECTIONS.child(strategy, venue, reason).inc()
+    REJECTIONS.inc((strategy, venue, reason))
 
 
 def record_fill(*, strategy: str, symbol: str, venue: str, side: str, quantity: float) -> None:
     # Quantity first: a negative one raises before the fill is counted, so nothing half-lands.
-    FILLED_QUANTITY.child(strategy, symbol, side).inc(quantity)
-    FILLS.child(strategy, symbol, venue, side).inc()
+    FILLED_QUANTITY.inc((strategy, symbol, side), quantity)
+    FILLS.inc((strategy, symbol, venue, side))
 
 
 def set_fill_ratio(*, strategy: str, symbol: str, ratio: float) -> None:
     _check_ratio(ratio, "fill ratio")
-    FILL_RATIO.child(strategy, symbol).set(ratio)
+    FILL_RATIO.set((strategy, symbol), ratio)
 
 
 def record_slippage(*, strategy: str, symbol: str, side: str, bps: float) -> None:
-    SLIPPAGE.child(strategy, symbol, side).observe(bps, current_exemplar())
+    SLIPPAGE.observe((strategy, symbol, side), bps, current_exemplar())
 
 
 def slippage_bps(*, side: str, arrival_price: float, fill_price: float) -> float:
@@ -306,40 +308,40 @@ def slippage_bps(*, side: str, arrival_price: float, fill_price: float) -> float
 
 
 def set_pnl(*, strategy: str, currency: str, realized: float, unrealized: float) -> None:
-    PNL.child(strategy, currency, "realized").set(realized)
-    PNL.child(strategy, currency, "unrealized").set(unrealized)
+    PNL.set((strategy, currency, "realized"), realized)
+    PNL.set((strategy, currency, "unrealized"), unrealized)
 
 
 def set_drawdown(*, strategy: str, ratio: float) -> None:
     _check_ratio(ratio, "drawdown ratio")
-    DRAWDOWN.child(strategy).set(ratio)
+    DRAWDOWN.set((strategy,), ratio)
 
 
 def set_win_ratio(*, strategy: str, ratio: float) -> None:
     _check_ratio(ratio, "win ratio")
-    WIN_RATIO.child(strategy).set(ratio)
+    WIN_RATIO.set((strategy,), ratio)
 
 
 def set_exposure(*, currency: str, gross: float, net: float) -> None:
-    EXPOSURE.child(currency, "gross").set(gross)
-    EXPOSURE.child(currency, "net").set(net)
+    EXPOSURE.set((currency, "gross"), gross)
+    EXPOSURE.set((currency, "net"), net)
 
 
 def record_risk_violation(*, strategy: str, rule: str, severity: str) -> None:
-    RISK_VIOLATIONS.child(strategy, rule, severity).inc()
+    RISK_VIOLATIONS.inc((strategy, rule, severity))
 
 
 def set_limit_utilisation(*, strategy: str, rule: str, ratio: float) -> None:
-    LIMIT_UTILISATION.child(strategy, rule).set(ratio)
+    LIMIT_UTILISATION.set((strategy, rule), ratio)
 
 
 def record_market_data(
     *, feed: str, symbol: str, latency_seconds: float, at: float | None = None
 ) -> None:
     """One processed update: its latency, the update count and the feed's last-update time."""
-    MARKET_DATA_LATENCY.child(feed, symbol).observe(latency_seconds, current_exemplar())
-    MARKET_DATA_UPDATES.child(feed, symbol).inc()
-    MARKET_DATA_LAST_UPDATE.child(feed).set(time.time() if at is None else at)
+    MARKET_DATA_LATENCY.observe((feed, symbol), latency_seconds, current_exemplar())
+    MARKET_DATA_UPDATES.inc((feed, symbol))
+    MARKET_DATA_LAST_UPDATE.set((feed,), time.time() if at is None else at)
 
 
 def record_broker_call(
@@ -352,11 +354,11 @@ def record_broker_call(
     rate_limit_limit: float | None = None,
     rate_limit_reset_seconds: float | None = None,
 ) -> None:
-    BROKER_REQUESTS.child(broker, endpoint, status).inc()
-    BROKER_DURATION.child(broker, endpoint).observe(duration_seconds, current_exemplar())
+    BROKER_REQUESTS.inc((broker, endpoint, str(status)))
+    BROKER_DURATION.observe((broker, endpoint), duration_seconds, current_exemplar())
     if rate_limit_remaining is not None:
-        BROKER_RATE_LIMIT_REMAINING.child(broker, endpoint).set(rate_limit_remaining)
+        BROKER_RATE_LIMIT_REMAINING.set((broker, endpoint), rate_limit_remaining)
     if rate_limit_limit is not None:
-        BROKER_RATE_LIMIT_LIMIT.child(broker, endpoint).set(rate_limit_limit)
+        BROKER_RATE_LIMIT_LIMIT.set((broker, endpoint), rate_limit_limit)
     if rate_limit_reset_seconds is not None:
-        BROKER_RATE_LIMIT_RESET.child(broker, endpoint).set(rate_limit_reset_seconds)
+        BROKER_RATE_LIMIT_RESET.set((broker, endpoint), rate_limit_reset_seconds)
