@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from websockets.sync.client import connect
 
 from tests.binaries import pinned_binary
 from tests.integration.conftest import TOKEN, LocalStack, free_port
+from tests.processes import stop
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -41,16 +41,6 @@ def _wait_until(check, timeout: float, what: str, interval: float = 0.1):
                 return result
         time.sleep(interval)
     raise AssertionError(f"{what} within {timeout} s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @dataclass
@@ -105,7 +95,7 @@ def alertmanager(workdir: Path, hub_port: int) -> Iterator[Alertmanager]:
         )  # fmt: skip
         yield running
     finally:
-        _stop(process)
+        stop(process)
         log.close()
 
 
@@ -171,7 +161,7 @@ def hub(
         )  # fmt: skip
         yield running
     finally:
-        _stop(process)
+        stop(process)
         log.close()
 
 

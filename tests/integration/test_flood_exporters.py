@@ -38,6 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.binaries import pinned_binary
 from tests.integration.conftest import free_port
+from tests.processes import stop
 from tests.unit.exporters.test_fuzz import PIPELINE_ROUTES, TRADING_TYPES, bodies
 from tests.unit.exporters.test_metrics_formats import promtool_check
 from watchfloor.fastapi import METHODS, OTHER_METHOD
@@ -72,15 +73,6 @@ class Exporter:
             if line.startswith(f"{field}:"):
                 return int(line.split()[1])
         raise AssertionError(f"no {field} for {self.name}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +111,7 @@ def exporters() -> Iterator[dict[str, Exporter]]:
         yield running
     finally:
         for exporter in running.values():
-            _stop(exporter.process)
+            stop(exporter.process)
 
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -365,7 +357,7 @@ def test_prometheus_scrapes_both_exporters(exporters, tmp_path: Path):
             ).json()
             assert float(samples["data"]["result"][0]["value"][1]) > 100, name
     finally:
-        _stop(process)
+        stop(process)
 
 
 def test_no_exporter_ever_answered_a_5xx(exporters):

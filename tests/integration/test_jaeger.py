@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.binaries import pinned_binary
 from tests.integration.conftest import free_port
+from tests.processes import stop
 from watchfloor.localmode.jaeger_config import (
     DEFAULT_PORTS,
     health_url,
@@ -46,16 +47,6 @@ class Jaeger:
     @property
     def otlp_http(self) -> str:
         return self.url("jaeger-otlp-http", "/v1/traces")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +79,7 @@ def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jaeger]:
             time.sleep(0.25)
         yield Jaeger(ports, log)
     finally:
-        _stop(process)
+        stop(process)
 
 
 def eventually(what: str, probe: Callable[[], T | None], timeout: float = 30) -> T:

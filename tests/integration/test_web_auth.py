@@ -15,6 +15,7 @@ import pytest
 
 from tests.binaries import pinned_binary
 from tests.integration.conftest import LocalStack, free_port
+from tests.processes import stop
 from watchfloor.localmode.config import load_secrets, render_web_auth
 from watchfloor.stack import webauth
 from watchfloor.stack.compose_file import load
@@ -182,9 +183,4 @@ def test_the_compose_web_configs_work_in_the_pinned_servers(tmp_path: Path):
             password = env[webauth.PASSWORDS[name]]
             assert httpx.get(url, auth=(webauth.USERNAME, password)).status_code == 200, name
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
