@@ -59,12 +59,15 @@ class LocalStack:
         return list(body["data"]["result"])
 
     def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        if args[:1] == ("up",) and "--timeout" not in args:
+            # Eight processes starting at once on two loaded cores: room beyond the default 60 s.
+            args = (*args, "--timeout", "180")
         return subprocess.run(
             [sys.executable, "-m", "watchfloor.localmode", *args],
             env={**self.env, **env},
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,
             check=False,
         )
 
