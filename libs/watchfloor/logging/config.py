@@ -10,13 +10,16 @@ Environment variables fill in any argument left at its default; an explicit argu
 from __future__ import annotations
 
 import atexit
+import ipaddress
 import json
 import logging
 import os
 import queue
+import re
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -25,7 +28,7 @@ from watchfloor.logging.audit import AuditChain
 from watchfloor.logging.ecs import EcsDocumentBuilder
 from watchfloor.logging.handler import EnqueueHandler
 from watchfloor.logging.masking import Masker
-from watchfloor.logging.shipper import Shipper, beats_transport
+from watchfloor.logging.shipper import Endpoint, Shipper, beats_transport
 from watchfloor.logging.spool import Spool, SpoolLockedError
 from watchfloor.logging.writer import STOP, Writer
 from watchfloor.metrics.shipping import observe_pipeline
@@ -66,8 +69,8 @@ class Settings:
     environment: str
     level: str
     stream: TextIO | None
-    logstash_host: str | None
-    logstash_port: int
+    logstash_endpoints: tuple[Endpoint, ...]
+    logstash_loadbalance: bool
     spool_dir: Path | None
     spool_max_bytes: int
     queue_capacity: int
@@ -83,18 +86,21 @@ class _Pipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.records: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self.spool = _open_spool(settings) if settings.logstash_host else None
+        self.spool = _open_spool(settings) if settings.logstash_endpoints else None
         self.shipper: Shipper | None = None
-        if self.spool is not None and settings.logstash_host:
+        if self.spool is not None:
             self.shipper = Shipper(
                 self.spool,
-                beats_transport(
-                    settings.logstash_host,
-                    settings.logstash_port,
-                    settings.ship_timeout,
-                    settings.batch_size,
-                ),
-                target=f"{settings.logstash_host}:{settings.logstash_port}",
+                [
+                    (
+                        endpoint,
+                        beats_transport(
+                            endpoint.host, endpoint.port, settings.ship_timeout, settings.batch_size
+                        ),
+                    )
+                    for endpoint in settings.logstash_endpoints
+                ],
+                loadbalance=settings.logstash_loadbalance,
                 batch_size=settings.batch_size,
                 retry_initial=settings.retry_initial,
                 retry_max=settings.retry_max,
@@ -157,16 +163,25 @@ def configure_logging(
     logstash_host: str | None = None,
     logstash_port: int = _DEFAULT_PORT,
     spool_dir: str | None = None,
+    logstash_hosts: Sequence[str] | None = None,
+    logstash_loadbalance: bool | None = None,
 ) -> None:
     """Send every stdlib log record of this process as ECS JSON to `stream` and to Logstash.
 
     Installs one handler on the root logger (replacing the one a previous call installed).
     Shipping is on when a Logstash host is given; events then pass through a durable spool in
-    `spool_dir` (default: $XDG_STATE_HOME/watchfloor/spool/<service>).
+    `spool_dir` (default: $XDG_STATE_HOME/watchfloor/spool/<service>). `logstash_hosts` instead
+    names several beats inputs ("host:port", or "host" for `logstash_port`): the shipper fails
+    over between them, and with `logstash_loadbalance=True` sends batches to each in turn.
     """
     global _current, _atexit_registered  # noqa: PLW0603 - one pipeline per process, by design
     settings = _resolve(
-        service, environment, level, stream, logstash_host, logstash_port, spool_dir
+        service,
+        environment,
+        level,
+        stream,
+        _Targets(logstash_host, logstash_port, logstash_hosts, logstash_loadbalance),
+        spool_dir,
     )
     with _lock:
         root = logging.getLogger()
@@ -209,8 +224,7 @@ def _resolve(
     environment: str | None,
     level: str,
     stream: TextIO | None,
-    logstash_host: str | None,
-    logstash_port: int,
+    targets: _Targets,
     spool_dir: str | None,
 ) -> Settings:
     env = os.environ
@@ -222,22 +236,14 @@ def _resolve(
         raise ValueError(f"unknown log level {resolved_level!r}: use DEBUG, INFO, WARNING, ERROR")
     if stream is _DEFAULT_STREAM:
         stream = _stream_from_env(env.get("WATCHFLOOR_LOG_STREAM", "stderr"))
-    host = logstash_host if logstash_host is not None else env.get("WATCHFLOOR_LOGSTASH_HOST")
-    port = (
-        _env_int("WATCHFLOOR_LOGSTASH_PORT", 5044)
-        if logstash_port is _DEFAULT_PORT
-        else logstash_port
-    )
-    if not 0 < port < 65536:
-        raise ValueError(f"logstash_port must be 1-65535, got {port}")
     directory = spool_dir or env.get("WATCHFLOOR_SPOOL_DIR")
     return Settings(
         service=service,
         environment=environment or env.get("WATCHFLOOR_ENVIRONMENT", "development"),
         level=resolved_level,
         stream=stream,
-        logstash_host=host or None,
-        logstash_port=port,
+        logstash_endpoints=_endpoints(targets),
+        logstash_loadbalance=_loadbalance(targets.loadbalance),
         spool_dir=Path(directory) if directory else None,
         spool_max_bytes=_env_int("WATCHFLOOR_SPOOL_MAX_BYTES", DEFAULT_SPOOL_MAX_BYTES),
         queue_capacity=_env_int("WATCHFLOOR_LOG_QUEUE_SIZE", DEFAULT_QUEUE_CAPACITY),
@@ -248,6 +254,117 @@ def _resolve(
         mask_keys=tuple(k.strip() for k in env.get("WATCHFLOOR_MASK_KEYS", "").split(",") if k),
         mask_patterns=_env_patterns(env.get("WATCHFLOOR_MASK_PATTERNS", "")),
     )
+
+
+@dataclass(frozen=True)
+class _Targets:
+    host: str | None
+    port: int
+    hosts: Sequence[str] | None
+    loadbalance: bool | None
+
+
+def _endpoints(targets: _Targets) -> tuple[Endpoint, ...]:
+    """The configured beats inputs: explicit arguments first, then the environment."""
+    env = os.environ
+    port = (
+        _env_int("WATCHFLOOR_LOGSTASH_PORT", 5044)
+        if targets.port is _DEFAULT_PORT
+        else targets.port
+    )
+    if not 0 < port < 65536:
+        raise ValueError(f"logstash_port must be 1-65535, got {port}")
+    if targets.host is not None and targets.hosts is not None:
+        raise ValueError("give logstash_host or logstash_hosts, not both")
+    if targets.hosts is not None:
+        if isinstance(targets.hosts, str):
+            raise ValueError("logstash_hosts must be a list of 'host:port' strings, not a string")
+        return parse_endpoints(list(targets.hosts), port, source="logstash_hosts")
+    if targets.host is not None:
+        return parse_endpoints([targets.host], port, source="logstash_host") if targets.host else ()
+    single, several = env.get("WATCHFLOOR_LOGSTASH_HOST"), env.get("WATCHFLOOR_LOGSTASH_HOSTS")
+    if single and several:
+        raise ValueError("set WATCHFLOOR_LOGSTASH_HOST or WATCHFLOOR_LOGSTASH_HOSTS, not both")
+    if several:
+        entries = several.split(",")
+        return parse_endpoints(entries, port, source="WATCHFLOOR_LOGSTASH_HOSTS")
+    if single:
+        return parse_endpoints([single], port, source="WATCHFLOOR_LOGSTASH_HOST")
+    return ()
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})")
+
+
+def parse_endpoints(entries: list[str], default_port: int, *, source: str) -> tuple[Endpoint, ...]:
+    """Endpoints from "host", "host:port" or "[ipv6]:port" entries; ValueError naming a bad one."""
+    if not entries:
+        raise ValueError(f"{source} is empty: name at least one Logstash endpoint")
+    endpoints: list[Endpoint] = []
+    for entry in entries:
+        endpoint = _parse_endpoint(entry, default_port, source)
+        if endpoint in endpoints:
+            raise ValueError(f"{source}: Logstash endpoint {entry!r} is listed twice")
+        endpoints.append(endpoint)
+    return tuple(endpoints)
+
+
+def _parse_endpoint(entry: object, default_port: int, source: str) -> Endpoint:
+    def bad(reason: str) -> ValueError:
+        return ValueError(
+            f"{source}: bad Logstash endpoint {entry!r}: {reason} "
+            "(use host, host:port or [ipv6]:port, e.g. ls1:5044)"
+        )
+
+    if not isinstance(entry, str):
+        raise bad("not a string")
+    text = entry.strip()
+    port_text: str | None = None
+    if "/" in text or "@" in text:
+        raise bad("a URL or user is not an endpoint: no scheme, user or path")
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not _is_ipv6(host):
+            raise bad("not an IPv6 address in brackets")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise bad("unbalanced brackets")
+        port_text = rest[1:] if rest else None
+    elif _is_ipv6(text):
+        host = text  # a bare IPv6 address carries no port
+    else:
+        host, colon, rest = text.partition(":")
+        if ":" in rest:
+            raise bad("an IPv6 address goes in brackets")
+        if not _HOSTNAME.fullmatch(host):
+            raise bad("empty host" if not host else "the host is not a hostname or address")
+        port_text = rest if colon else None
+    if port_text is None:
+        return Endpoint(host, default_port)
+    if not (port_text.isascii() and port_text.isdigit()):
+        raise bad("the port is not a number")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise bad("the port must be 1-65535")
+    return Endpoint(host, port)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _loadbalance(explicit: bool | None) -> bool:
+    if explicit is not None:
+        return explicit
+    raw = os.environ.get("WATCHFLOOR_LOGSTASH_LOADBALANCE", "").strip().lower()
+    if raw in {"", "0", "false", "no", "off"}:
+        return False
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    raise ValueError(f"WATCHFLOOR_LOGSTASH_LOADBALANCE must be true or false, got {raw!r}")
 
 
 def _open_spool(settings: Settings) -> Spool:

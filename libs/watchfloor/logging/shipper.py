@@ -17,6 +17,9 @@ import logging
 import random
 import sys
 import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from logstash_async.constants import constants as logstash_constants
@@ -52,27 +55,65 @@ def beats_transport(host: str, port: int, timeout: float, batch_size: int) -> Tr
     return transport
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """One Logstash beats input."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class _Route:
+    """An endpoint, its transport, and its own backoff: a failed one sits out until retry_at."""
+
+    __slots__ = ("endpoint", "failures", "retry_at", "transport")
+
+    def __init__(self, endpoint: Endpoint, transport: Transport) -> None:
+        self.endpoint = endpoint
+        self.transport = transport
+        self.failures = 0
+        self.retry_at = 0.0
+
+
 class Shipper(threading.Thread):
+    """Ships the spool batch by batch, each batch to one endpoint, the cursor moving on its ACK.
+
+    Like Filebeat's Logstash output: without `loadbalance` it sticks to one endpoint (picked at
+    random, so that many services spread out) and moves to another when that one fails; with
+    `loadbalance` it sends batches to the available endpoints in turn. Either way a batch that
+    was not acknowledged goes at once to another available endpoint, and a failed endpoint sits
+    out a backoff (doubling from retry_initial to retry_max) before it is tried again. Batches
+    stay sequential, one in flight, so the spool's single cursor still means "all before this is
+    acknowledged"; balancing spreads Logstash's load, it does not add throughput.
+    """
+
     def __init__(
         self,
         spool: Spool,
-        transport: Transport,
+        transports: Sequence[tuple[Endpoint, Transport]],
         *,
-        target: str,
+        loadbalance: bool,
         batch_size: int,
         retry_initial: float,
         retry_max: float,
     ) -> None:
         super().__init__(name="watchfloor-log-shipper", daemon=True)
+        if not transports:
+            raise ValueError("the shipper needs at least one Logstash endpoint")
         self._spool = spool
-        self._transport = transport
-        self._target = target
+        self._routes = [_Route(endpoint, transport) for endpoint, transport in transports]
+        self._loadbalance = loadbalance
+        self._current = random.randrange(len(self._routes))
         self._batch_size = batch_size
         self._retry_initial = retry_initial
         self._retry_max = retry_max
         self.wakeup = threading.Event()
         self._stop_requested = threading.Event()
-        self.consecutive_failures = 0
+        self.consecutive_failures = 0  # failed sends, on any endpoint, since the last ACK
+        self._stalled = False  # every endpoint was in its backoff since the last ACK
 
     def stop(self) -> None:
         self._stop_requested.set()
@@ -85,31 +126,62 @@ class Shipper(threading.Thread):
             if not lines:
                 self.wakeup.wait(0.5)
                 continue
+            route = self._pick(time.monotonic())
+            if route is None:
+                # Every endpoint is in its backoff: wait for the first to come out of it.
+                self._stalled = True
+                earliest = min(r.retry_at for r in self._routes)
+                self._stop_requested.wait(max(0.0, earliest - time.monotonic()))
+                continue
             try:
-                self._transport.send(lines, use_logging=True)
+                route.transport.send(lines, use_logging=True)
             except Exception as exc:
-                self._failed(exc)
+                self._failed(route, exc)
                 continue
             self._spool.commit(position, len(lines))
             LOG_EVENTS_SHIPPED.inc(len(lines))
-            if self.consecutive_failures:
-                _diagnose(
-                    f"delivery to Logstash at {self._target} resumed after "
-                    f"{self.consecutive_failures} failed attempts"
-                )
-                self.consecutive_failures = 0
+            self._acknowledged(route)
 
-    def _failed(self, exc: Exception) -> None:
+    def _pick(self, now: float) -> _Route | None:
+        count = len(self._routes)
+        # Failover keeps the current endpoint while it works; balancing moves on every batch.
+        start = (self._current + 1) % count if self._loadbalance else self._current
+        for step in range(count):
+            index = (start + step) % count
+            if self._routes[index].retry_at <= now:
+                self._current = index
+                return self._routes[index]
+        return None
+
+    def _acknowledged(self, route: _Route) -> None:
+        if route.failures:
+            if len(self._routes) > 1:
+                _diagnose(
+                    f"Logstash at {route.endpoint} acknowledges again after "
+                    f"{route.failures} failed attempts"
+                )
+            route.failures = 0
+        if self._stalled:
+            _diagnose(
+                f"delivery to Logstash at {route.endpoint} resumed after "
+                f"{self.consecutive_failures} failed attempts"
+            )
+            self._stalled = False
+        self.consecutive_failures = 0
+
+    def _failed(self, route: _Route, exc: Exception) -> None:
         LOG_SHIP_FAILURES.inc()
         self.consecutive_failures += 1
-        if self.consecutive_failures == 1:
+        route.failures += 1
+        if route.failures == 1:
             _diagnose(
-                f"Logstash at {self._target} did not acknowledge ({type(exc).__name__}: {exc}); "
+                f"Logstash at {route.endpoint} did not acknowledge ({type(exc).__name__}: {exc}); "
                 f"events stay spooled in {self._spool.directory} and are retried"
+                + (" on the other endpoints" if len(self._routes) > 1 else "")
             )
-        delay = min(self._retry_max, self._retry_initial * 2 ** (self.consecutive_failures - 1))
+        delay = min(self._retry_max, self._retry_initial * 2 ** (route.failures - 1))
         # Jitter spreads the reconnects of many services after a shared Logstash restart.
-        self._stop_requested.wait(delay * random.uniform(0.5, 1.0))
+        route.retry_at = time.monotonic() + delay * random.uniform(0.5, 1.0)
 
 
 def _diagnose(message: str) -> None:
