@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
-from watchfloor.metrics import OVERFLOW, cardinality, render, set_label_limit, trading
+from watchfloor.metrics import (
+    OVERFLOW,
+    cardinality,
+    input_errors,
+    render,
+    set_label_limit,
+    trading,
+)
 
 
 @pytest.fixture
@@ -18,6 +25,14 @@ def limit() -> Iterator[None]:
     cardinality.reset()
     yield
     cardinality.reset()
+
+
+@pytest.fixture
+def strict() -> Iterator[None]:
+    before = input_errors.is_strict()
+    input_errors.set_strict(True)
+    yield
+    input_errors.set_strict(before)
 
 
 def overflow(metric: str) -> float:
@@ -89,8 +104,13 @@ def test_closed_labels_are_not_capped_but_validated(limit):
         {"strategy": "closed", "symbol": "AAPL", "venue": "v", "side": "buy",
          "order_type": "limit", "status": "rejected"},
     ) == 1  # fmt: skip
-    with pytest.raises(ValueError, match=r"status must be one of 100\.\.599, got '600'"):
-        trading.record_broker_call(broker="b", endpoint="/x", status=600, duration_seconds=0.1)
+    unknown = {"metric": "trading_broker_requests", "reason": "label_unknown"}
+    before = REGISTRY.get_sample_value("watchfloor_metric_input_errors_total", unknown) or 0.0
+    trading.record_broker_call(broker="b", endpoint="/x", status=600, duration_seconds=0.1)
+    assert REGISTRY.get_sample_value(
+        "trading_broker_requests_total", {"broker": "b", "endpoint": "/x", "status": OVERFLOW}
+    ) == 1  # fmt: skip
+    assert REGISTRY.get_sample_value("watchfloor_metric_input_errors_total", unknown) == before + 1
 
 
 def test_series_are_cached_and_touched():
@@ -305,7 +325,23 @@ def test_last_activity_timestamps_stay_while_there_is_room(caps, clock):
     assert REGISTRY.get_sample_value(last_update, {"feed": "quiet-feed"}) is None
 
 
-def test_non_finite_amounts_are_refused():
+def test_non_finite_amounts_are_dropped_and_counted():
+    def errors(metric: str) -> float:
+        labels = {"metric": metric, "reason": "not_finite"}
+        return REGISTRY.get_sample_value("watchfloor_metric_input_errors_total", labels) or 0.0
+
+    before = (errors("trading_slippage_bps"), errors("trading_submitted_quantity"))
+    for amount in (float("nan"), float("inf")):
+        trading.record_slippage(strategy="nan", symbol="X", side="buy", bps=amount)
+        trading.record_submitted_quantity(strategy="nan", symbol="X", side="buy", quantity=amount)
+    labels = {"strategy": "nan", "symbol": "X", "side": "buy"}
+    assert REGISTRY.get_sample_value("trading_slippage_bps_count", labels) is None
+    assert REGISTRY.get_sample_value("trading_submitted_quantity_total", labels) is None
+    assert errors("trading_slippage_bps") == before[0] + 2
+    assert errors("trading_submitted_quantity") == before[1] + 2
+
+
+def test_non_finite_amounts_raise_in_strict_mode(strict):
     for amount in (float("nan"), float("inf")):
         with pytest.raises(ValueError, match="finite"):
             trading.record_slippage(strategy="nan", symbol="X", side="buy", bps=amount)

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 import watchfloor.metrics
-from watchfloor.metrics import cardinality, pipeline, render, trading
+from watchfloor.metrics import cardinality, input_errors, pipeline, render, trading
 
 ORDER = dict(strategy="cat-a", symbol="AAPL", venue="XNAS", side="buy", order_type="limit")
 
@@ -24,6 +24,14 @@ def _admit_everything() -> Iterator[None]:
     """Values other tests pushed into the guard must not fold this module's labels."""
     cardinality.reset()
     yield
+
+
+@pytest.fixture
+def strict() -> Iterator[None]:
+    before = input_errors.is_strict()
+    input_errors.set_strict(True)
+    yield
+    input_errors.set_strict(before)
 
 
 def value(name: str, **labels: str) -> float:
@@ -263,12 +271,12 @@ def test_pipeline_data_quality_api_and_cost():
          "cost must not be negative"),
     ],
 )  # fmt: skip
-def test_bad_values_raise_value_error_with_the_reason(call, message):
+def test_bad_values_raise_value_error_with_the_reason_in_strict_mode(strict, call, message):
     with pytest.raises(ValueError, match=message):
         call()
 
 
-def test_rejected_calls_leave_no_partial_update():
+def test_rejected_calls_leave_no_partial_update_in_strict_mode(strict):
     job = {"pipeline": "partial", "job": "j"}
     with pytest.raises(ValueError, match="status must be one of"):
         pipeline.record_run(**job, status="started", duration_seconds=1)

@@ -8,6 +8,7 @@ from pathlib import Path
 import watchfloor.metrics
 import watchfloor.metrics.shipping  # noqa: F401
 from watchfloor.metrics.cardinality import LABEL_OVERFLOW, _families
+from watchfloor.metrics.input_errors import INPUT_ERRORS, REASONS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 ROW = re.compile(r"^\| `([a-z_]+)` \| (\w+) \| ([^|]+) \| ([^|]*) \|", re.MULTILINE)
@@ -39,5 +40,8 @@ def test_every_catalog_metric_is_documented_with_type_unit_and_capped_labels():
 def test_the_overflow_counter_is_documented_and_names_are_prefixed():
     documented = _documented()
     assert documented["watchfloor_label_overflow_total"][2] == list(LABEL_OVERFLOW._labelnames)
+    errors = documented["watchfloor_metric_input_errors_total"]
+    assert errors[2] == list(INPUT_ERRORS._labelnames)
+    assert all(f"`{reason}`" in DOC.read_text() for reason in REASONS)
     for name in documented:
         assert name.startswith(("trading_", "pipeline_", "watchfloor_")), name

@@ -4,13 +4,17 @@ One module per domain: `watchfloor.metrics.trading`, `watchfloor.metrics.pipelin
 `watchfloor.metrics.shipping` (the log shipper's own health). Names are in base units with
 `_total`, `_seconds`, `_bps`, `_ratio` suffixes; docs/metrics.md lists every metric and label.
 Helpers (`record_order(...)`, `record_run(...)`, ...; re-exported here) cache label children and
-cap unbounded labels (`cardinality`); histograms carry the active span's trace id as an exemplar;
-`exposition.render` serves OpenMetrics when the scraper asks for it.
+cap unbounded labels (`cardinality`) and never raise into the caller: a bad value is folded,
+clamped or dropped and counted in `watchfloor_metric_input_errors_total` (`input_errors`;
+`set_strict(True)` or WATCHFLOOR_METRICS_STRICT=1 raises ValueError instead); histograms
+carry the active span's trace id as an exemplar; `exposition.render` serves OpenMetrics when the
+scraper asks for it.
 """
 
 from watchfloor.metrics import pipeline, trading
 from watchfloor.metrics.cardinality import OVERFLOW, set_label_limit
 from watchfloor.metrics.exposition import render
+from watchfloor.metrics.input_errors import set_strict
 from watchfloor.metrics.pipeline import (
     record_api_call,
     record_cost,
@@ -66,6 +70,7 @@ __all__ = [
     "set_limit_utilisation",
     "set_pnl",
     "set_quality",
+    "set_strict",
     "set_win_ratio",
     "slippage_bps",
     "track_freshness",

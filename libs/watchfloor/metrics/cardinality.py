@@ -20,8 +20,13 @@ when a series is created or the registry is rendered. Families of last-activity 
 removed only when their metric or the total is above 90% of its cap.
 
 Updates go through the family (`inc`, `set`, `observe`, `set_function`) under one lock, which the
-removal also takes: an update can never land on a series that was just removed. The checks run
-only when a series is new; an existing one costs a dict lookup and a clock read.
+removal also takes: an update can never land on a series that was just removed. The label checks
+run only when a series is new; an existing one costs two dict lookups and a clock read.
+
+No update raises into its caller (`input_errors`): a closed label's value outside its set is
+folded (case, whitespace) or recorded as `__overflow__`, a NaN, infinite, negative (counter) or
+non-numeric amount is dropped, each counted in `watchfloor_metric_input_errors_total`; strict
+mode (WATCHFLOOR_METRICS_STRICT=1, `set_strict(True)`) raises ValueError instead.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.metrics import MetricWrapperBase
+
+from watchfloor.metrics import input_errors
 
 OVERFLOW = "__overflow__"
 DEFAULT_LIMIT = 2000
@@ -129,8 +136,9 @@ class _Series:
 class Family(Generic[M]):
     """A labelled metric whose series are admitted under the caps and expire when idle.
 
-    `capped` labels take values from requests (bounded by the caps); `closed` labels must be one
-    of their allowed values (a ValueError otherwise, before anything is recorded).
+    `capped` labels take values from requests (bounded by the caps); a `closed` label's value is
+    case/whitespace-folded into its allowed set, else recorded as `__overflow__`, and bad amounts
+    are dropped: both reported through `input_errors` (which raises instead in strict mode).
     """
 
     def __init__(
@@ -161,31 +169,69 @@ class Family(Generic[M]):
 
     # -- updates ---------------------------------------------------------------------------------
 
-    def inc(self, values: tuple[str, ...], amount: float = 1.0) -> None:
-        _check_finite(self.name, amount)
-        with GUARD.lock:
-            self._child(values).inc(amount)
+    # Bad values are reported before the lock is taken: the first one is logged, and a log
+    # handler must not run under the lock every update takes.
 
-    def set(self, values: tuple[str, ...], value: float) -> None:
+    def inc(self, values: tuple[object, ...], amount: object = 1.0) -> None:
+        checked = input_errors.number(self.name, amount)
+        if checked is not None and checked < 0:
+            input_errors.report(
+                self.name,
+                input_errors.OUT_OF_RANGE,
+                f"{self.name}: the amount must be non-negative, got {checked}",
+            )
+            checked = None
+        key = self._key(values)
+        if checked is None:
+            return
         with GUARD.lock:
-            self._child(values).set(value)
+            self._child(key).inc(checked)
+
+    def set(self, values: tuple[object, ...], value: object) -> None:
+        checked = input_errors.gauge_value(self.name, value)
+        key = self._key(values)
+        if checked is None:
+            return
+        with GUARD.lock:
+            self._child(key).set(checked)
 
     def observe(
-        self, values: tuple[str, ...], amount: float, exemplar: dict[str, str] | None = None
+        self, values: tuple[object, ...], amount: object, exemplar: dict[str, str] | None = None
     ) -> None:
-        _check_finite(self.name, amount)
+        checked = input_errors.number(self.name, amount)
+        key = self._key(values)
+        if checked is None:
+            return
         with GUARD.lock:
-            self._child(values).observe(amount, exemplar)
+            self._child(key).observe(checked, exemplar)
 
-    def set_function(self, values: tuple[str, ...], function: Callable[[], float]) -> None:
+    def set_function(self, values: tuple[object, ...], function: Callable[[], float]) -> None:
+        key = self._key(values)
         with GUARD.lock:
-            self._child(values).set_function(function)
+            self._child(key).set_function(function)
 
     def series_count(self) -> int:
         """Exposition lines of the series admitted under the caps (overflow series not counted)."""
         return len(self._series) * self.weight
 
     # -- admission and expiry (GUARD.lock held) ---------------------------------------------------
+
+    def _key(self, values: tuple[object, ...]) -> tuple[str, ...]:
+        """The series key: `values` if cached, else as text with closed labels checked.
+
+        Called without the lock (it may log); the update then takes it to find the series.
+        """
+        try:
+            if values in self._series:  # a dict read needs no lock
+                return values  # type: ignore[return-value]  # only text keys are cached
+        except TypeError:  # an unhashable value: made text below
+            pass
+        if len(values) != len(self._labels):
+            raise ValueError(f"{self.name} takes labels {self._labels}, got {len(values)} values")
+        text = [value if isinstance(value, str) else _text(value) for value in values]
+        for index, allowed in self._closed.items():
+            text[index] = closed_value(self.name, self._labels[index], text[index], allowed)
+        return tuple(text)
 
     def _child(self, values: tuple[str, ...]) -> Any:
         now = _clock()
@@ -195,16 +241,8 @@ class Family(Generic[M]):
             return found.child
         return self._admit(values, now)
 
-    def _admit(self, values: tuple[Any, ...], now: float) -> Any:
-        if len(values) != len(self._labels):
-            raise ValueError(f"{self.name} takes labels {self._labels}, got {len(values)} values")
-        text = [str(value) for value in values]
-        for index, allowed in self._closed.items():
-            if text[index] not in allowed:
-                raise ValueError(
-                    f"{self.name}: {self._labels[index]} must be one of {_describe(allowed)}, "
-                    f"got {text[index]!r}"
-                )
+    def _admit(self, values: tuple[str, ...], now: float) -> Any:
+        text = list(values)
         GUARD.expire(now)
         folded = False
         for index in self._capped:
@@ -261,11 +299,25 @@ class Family(Generic[M]):
                 del known[key[index]]
 
 
-def _check_finite(metric: str, amount: float) -> None:
-    # A NaN or infinite increment would stick in the counter or the histogram's _sum for good,
-    # and OpenMetrics parsers refuse a NaN there.
-    if not math.isfinite(amount):
-        raise ValueError(f"{metric}: the amount must be a finite number, got {amount}")
+def closed_value(metric: str, label: str, value: str, allowed: frozenset[str]) -> str:
+    """`value` if allowed, else folded (case, whitespace) if that is, else OVERFLOW; reported."""
+    if value in allowed or value == OVERFLOW:
+        return value
+    folded = value.strip().lower()
+    shown = value if len(value) <= 100 else value[:100] + "..."
+    problem = f"{metric}: {label} must be one of {_describe(allowed)}, got {shown!r}"
+    if folded in allowed:
+        input_errors.report(metric, input_errors.LABEL_CASE, f"{problem} (recorded as {folded!r})")
+        return folded
+    input_errors.report(metric, input_errors.LABEL_UNKNOWN, problem)
+    return OVERFLOW
+
+
+def _text(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:  # a caller's object with a broken __str__: one value for all of them
+        return OVERFLOW
 
 
 def _describe(allowed: frozenset[str]) -> str:

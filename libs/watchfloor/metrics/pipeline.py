@@ -2,10 +2,12 @@
 
 Labels pipeline, job, dataset, api and resource are capped by the cardinality guard; status (a run's
 status, or the HTTP code 100..599 of an API call), dimension and result are closed sets, checked
-once per new label combination. Quality thresholds (seed 000): completeness 0.8, consistency 0.9,
-validation pass rate 95%. docs/metrics.md describes every label. The cardinality guard also bounds
-series per metric and in total, and removes idle ones (`cardinality`); the last-success and
-freshness series are kept while there is room, since their staleness is what alerts watch.
+once per new label combination (`input_errors`: folded or `__overflow__`, never raised outside
+strict mode; a quality score outside 0..1 is dropped). Quality thresholds (seed 000):
+completeness 0.8, consistency 0.9, validation pass rate 95%. docs/metrics.md describes every
+label. The cardinality guard also bounds series per metric and in total, and removes idle ones
+(`cardinality`); the last-success and freshness series are kept while there is room, since their
+staleness is what alerts watch.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from watchfloor.metrics.cardinality import HTTP_STATUSES, Family
+from watchfloor.metrics import input_errors
+from watchfloor.metrics.cardinality import HTTP_STATUSES, Family, closed_value
 from watchfloor.metrics.exemplars import current_exemplar
 
 FINISHED_STATUSES = frozenset({"success", "failure", "cancelled"})
@@ -137,7 +140,9 @@ def record_run(
     finished_at: float | None = None,
 ) -> None:
     """A finished run: its outcome, duration, record counts, and the last-success time."""
-    # The duration's series refuses an unfinished status before the run is counted.
+    # Checked once for both families, before anything is recorded: an unfinished status (say
+    # "started") is recorded as __overflow__, not as a second start.
+    status = closed_value(RUNS.name, "status", str(status), FINISHED_STATUSES)
     RUN_DURATION.observe((pipeline, job, status), duration_seconds, current_exemplar())
     RUNS.inc((pipeline, job, status))
     if records:
@@ -154,7 +159,9 @@ def set_freshness(*, dataset: str, seconds: float) -> None:
 
 def track_freshness(*, dataset: str, loaded_at: float) -> None:
     """Freshness computed at each scrape: now minus `loaded_at` (unix time of the newest data)."""
-    FRESHNESS.set_function((dataset,), lambda: time.time() - loaded_at)
+    loaded = input_errors.number(FRESHNESS.name, loaded_at, "loaded_at")
+    if loaded is not None:  # checked now: the function runs at scrape time, where nothing may raise
+        FRESHNESS.set_function((dataset,), lambda: time.time() - loaded)
 
 
 def set_quality(
@@ -165,12 +172,15 @@ def set_quality(
     validity: float | None = None,
 ) -> None:
     scores = {"completeness": completeness, "consistency": consistency, "validity": validity}
-    for dimension, score in scores.items():
-        if score is not None and not 0.0 <= score <= 1.0:
-            raise ValueError(f"{dimension} score must be within 0..1, got {score}")
-    for dimension, score in scores.items():
-        if score is not None:
-            QUALITY.set((dataset, dimension), score)
+    # Every score is checked before any is recorded (strict mode raises on the first bad one).
+    checked = {
+        dimension: input_errors.ratio(QUALITY.name, score, f"{dimension} score")
+        for dimension, score in scores.items()
+        if score is not None
+    }
+    for dimension, value in checked.items():
+        if value is not None:
+            QUALITY.set((dataset, dimension), value)
 
 
 def record_validation(*, dataset: str, passed: bool, count: int = 1) -> None:
@@ -186,6 +196,11 @@ def record_api_call(
 
 
 def record_cost(*, pipeline: str, resource: str, usd: float) -> None:
-    if usd < 0:
-        raise ValueError(f"cost must not be negative, got {usd}")
-    COST.inc((pipeline, resource), usd)
+    amount = input_errors.number(COST.name, usd, "usd")
+    if amount is None:
+        return
+    if amount < 0:
+        detail = f"cost must not be negative, got {usd}"
+        input_errors.report(COST.name, input_errors.OUT_OF_RANGE, detail)
+        return
+    COST.inc((pipeline, resource), amount)

@@ -2,7 +2,9 @@
 
 Labels: strategy, symbol, venue, feed, broker, endpoint, rule, reason and currency are capped by the
 cardinality guard; side (buy|sell), order_type, status (order status, or the HTTP code 100..599 of
-a broker call), severity and kind are closed sets, checked once per new label combination.
+a broker call), severity and kind are closed sets, checked once per new label combination: a
+value outside the set is case-folded into it or recorded as `__overflow__`, never raised
+(`input_errors`; strict mode raises). Ratios a hair outside 0..1 are clamped, others dropped.
 Slippage is signed in basis points against the arrival price: positive is a cost (bought above /
 sold below arrival), negative an improvement. docs/metrics.md describes every label. The cardinality
 guard also bounds series per metric and in total, and removes idle ones (`cardinality`).
@@ -10,11 +12,13 @@ guard also bounds series per metric and in total, and removes idle ones (`cardin
 
 from __future__ import annotations
 
+import math
 import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from watchfloor.metrics.cardinality import HTTP_STATUSES, Family
+from watchfloor.metrics import input_errors
+from watchfloor.metrics.cardinality import HTTP_STATUSES, OVERFLOW, Family, closed_value
 from watchfloor.metrics.exemplars import current_exemplar
 
 SIDES = frozenset({"buy", "sell"})
@@ -243,16 +247,6 @@ BROKER_RATE_LIMIT_RESET = Family(
 )
 
 
-def _check(value: str, allowed: frozenset[str], what: str) -> None:
-    if value not in allowed:
-        raise ValueError(f"{what} must be one of {sorted(allowed)}, got {value!r}")
-
-
-def _check_ratio(value: float, what: str) -> None:
-    if not 0.0 <= value <= 1.0:  # also refuses NaN
-        raise ValueError(f"{what} must be within 0..1, got {value}")
-
-
 def record_order(
     *,
     strategy: str,
@@ -284,14 +278,16 @@ def record_rejection(*, strategy: str, venue: str, reason: str) -> None:
 
 
 def record_fill(*, strategy: str, symbol: str, venue: str, side: str, quantity: float) -> None:
-    # Quantity first: a negative one raises before the fill is counted, so nothing half-lands.
+    # Quantity first: in strict mode a negative one raises before the fill is counted, so nothing
+    # half-lands; otherwise the bad quantity alone is dropped and the fill still counts.
     FILLED_QUANTITY.inc((strategy, symbol, side), quantity)
     FILLS.inc((strategy, symbol, venue, side))
 
 
 def set_fill_ratio(*, strategy: str, symbol: str, ratio: float) -> None:
-    _check_ratio(ratio, "fill ratio")
-    FILL_RATIO.set((strategy, symbol), ratio)
+    checked = input_errors.ratio(FILL_RATIO.name, ratio, "fill ratio")
+    if checked is not None:
+        FILL_RATIO.set((strategy, symbol), checked)
 
 
 def record_slippage(*, strategy: str, symbol: str, side: str, bps: float) -> None:
@@ -299,11 +295,21 @@ def record_slippage(*, strategy: str, symbol: str, side: str, bps: float) -> Non
 
 
 def slippage_bps(*, side: str, arrival_price: float, fill_price: float) -> float:
-    """Signed slippage in bps against arrival: positive when the fill was worse than arrival."""
-    _check(side, SIDES, "side")
-    if arrival_price <= 0:
-        raise ValueError(f"arrival_price must be positive, got {arrival_price}")
-    move = (fill_price - arrival_price) / arrival_price * 10_000
+    """Signed slippage in bps against arrival: positive when the fill was worse than arrival.
+
+    NaN (reported under trading_slippage_bps) when the inputs give none; record_slippage drops it.
+    """
+    metric = SLIPPAGE.name
+    side = closed_value(metric, "side", str(side), SIDES)
+    arrival = input_errors.number(metric, arrival_price, "arrival_price")
+    fill = input_errors.number(metric, fill_price, "fill_price")
+    if arrival is not None and arrival <= 0:
+        detail = f"arrival_price must be positive, got {arrival_price}"
+        input_errors.report(metric, input_errors.OUT_OF_RANGE, detail)
+        arrival = None
+    if side == OVERFLOW or arrival is None or fill is None:
+        return math.nan
+    move = (fill - arrival) / arrival * 10_000
     return move if side == "buy" else -move
 
 
@@ -313,13 +319,15 @@ def set_pnl(*, strategy: str, currency: str, realized: float, unrealized: float)
 
 
 def set_drawdown(*, strategy: str, ratio: float) -> None:
-    _check_ratio(ratio, "drawdown ratio")
-    DRAWDOWN.set((strategy,), ratio)
+    checked = input_errors.ratio(DRAWDOWN.name, ratio, "drawdown ratio")
+    if checked is not None:
+        DRAWDOWN.set((strategy,), checked)
 
 
 def set_win_ratio(*, strategy: str, ratio: float) -> None:
-    _check_ratio(ratio, "win ratio")
-    WIN_RATIO.set((strategy,), ratio)
+    checked = input_errors.ratio(WIN_RATIO.name, ratio, "win ratio")
+    if checked is not None:
+        WIN_RATIO.set((strategy,), checked)
 
 
 def set_exposure(*, currency: str, gross: float, net: float) -> None:
