@@ -74,7 +74,7 @@ $(STAMP): pyproject.toml requirements.lock
 	  { echo "watchfloor needs Python >= 3.11 (set PYTHON=python3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[fastapi,exporters,alerthub,provisioning,stack,dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[fastapi,exporters,alerthub,provisioning,stack,tracing-http,dev]'
 	@touch $(STAMP)
 
 test: install tools ## run the whole suite (unit, integration; e2e skips without Docker)
@@ -106,7 +106,7 @@ bench: install ## run the benchmarks; each figure is printed as a ratio to its b
 
 lock: ## re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet -e '.[fastapi,exporters,alerthub,provisioning,stack,dev]'
+	.lock-venv/bin/pip install --quiet -e '.[fastapi,exporters,alerthub,provisioning,stack,tracing-http,dev]'
 	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^watchfloor' > requirements.lock
 	rm -rf .lock-venv
 

@@ -170,6 +170,7 @@ def test_trading_spans_are_found_with_their_attributes(jaeger: Jaeger) -> None:
     broker = by_name["broker.call"]
     assert broker["tags"]["trading.broker"] == "alpaca"
     assert broker["tags"]["http.response.status_code"] == 201
+    assert broker["tags"]["span.kind"] == "client"
     assert broker["references"][0]["spanID"] == by_name["order"]["spanID"]
     assert by_name["strategy.evaluate"]["tags"]["trading.strategy"] == "momo"
 
@@ -239,6 +240,30 @@ def test_a_fastapi_request_is_a_server_span_in_jaeger(jaeger: Jaeger) -> None:
     assert tags["http.route"] == "/orders/{order_id}"
     assert tags.get("http.request.method", tags.get("http.method")) == "GET"
     assert tags.get("http.response.status_code", tags.get("http.status_code")) == 200
+
+
+PLAIN_OTEL = """
+    import sys
+    from opentelemetry import trace
+    from watchfloor.correlation import correlation_scope
+    from watchfloor.tracing import configure_tracing, shutdown_tracing
+    configure_tracing(sys.argv[2], endpoint=sys.argv[1], environment="it")
+    with correlation_scope("corr-plain-otel"):
+        with trace.get_tracer("not-watchfloor").start_as_current_span("plain.otel"):
+            pass
+    shutdown_tracing()
+"""
+
+
+def test_a_span_from_a_plain_opentelemetry_tracer_carries_the_correlation_id(
+    jaeger: Jaeger,
+) -> None:
+    service = f"it-plain-{uuid.uuid4().hex[:8]}"
+    run_python(PLAIN_OTEL, jaeger.otlp_http, service)
+    (span,) = eventually("the plain span", lambda: legacy_spans(jaeger, service))
+    assert span["operationName"] == "plain.otel"
+    assert span["tags"]["correlation.id"] == "corr-plain-otel"
+    assert span["tags"]["otel.scope.name"] == "not-watchfloor"
 
 
 ONE_SPAN = """

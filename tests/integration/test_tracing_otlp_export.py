@@ -5,6 +5,7 @@ Runs in a subprocess: configure_tracing installs the process-wide tracer provide
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -26,6 +27,7 @@ class OtlpReceiver(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[ExportTraceServiceRequest] = []
         self.paths: list[str] = []
+        self.headers: list[dict[str, str]] = []
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -37,6 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
         request.ParseFromString(body)
         self.server.requests.append(request)
         self.server.paths.append(self.path)
+        self.server.headers.append({k.lower(): v for k, v in self.headers.items()})
         reply = ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
@@ -109,3 +112,79 @@ def test_a_bad_sample_ratio_is_refused_with_the_reason():
     )
     assert result.returncode == 1
     assert "sample_ratio must be within 0..1" in result.stderr
+
+
+def _run(script: str, *args: str, **env: str) -> None:
+    """`script` in a fresh interpreter with only the given OTEL_*/WATCHFLOOR_* variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "WATCHFLOOR_"))}
+    subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        env={**clean, **env},
+        check=True,
+        timeout=60,
+    )
+
+
+def _exported(receiver: OtlpReceiver) -> list[tuple[dict[str, str], str]]:
+    """(resource attributes, span name) of every span received."""
+    return [
+        ({a.key: a.value.string_value for a in rs.resource.attributes}, span.name)
+        for request in receiver.requests
+        for rs in request.resource_spans
+        for scope_spans in rs.scope_spans
+        for span in scope_spans.spans
+    ]
+
+
+def test_the_otel_variables_alone_configure_the_export(receiver: OtlpReceiver):
+    _run(
+        """
+        from watchfloor.tracing import configure_tracing, shutdown_tracing, traced
+        configure_tracing()
+        with traced("from.env"):
+            pass
+        shutdown_tracing()
+        """,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.server_address[1]}",
+        OTEL_EXPORTER_OTLP_HEADERS="x-desk=rates,x-tenant=t%207",
+        OTEL_EXPORTER_OTLP_TIMEOUT="5",
+        OTEL_SERVICE_NAME="env-service",
+        OTEL_RESOURCE_ATTRIBUTES="service.version=9.9.9,deployment.environment.name=prod",
+        OTEL_TRACES_SAMPLER="always_on",
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="1",
+    )
+    ((resource, name),) = _exported(receiver)
+    assert name == "from.env"
+    assert resource["service.name"] == "env-service"
+    assert resource["service.version"] == "9.9.9"
+    assert resource["deployment.environment.name"] == "prod"
+    assert receiver.paths == ["/v1/traces"]
+    assert receiver.headers[0]["x-desk"] == "rates"
+    assert receiver.headers[0]["x-tenant"] == "t 7"
+
+
+CONFIGURED = """
+    import sys
+    from watchfloor.tracing import configure_tracing, shutdown_tracing, traced
+    configure_tracing("switches", endpoint=sys.argv[1], service_version="1.2.3", {args})
+    with traced("{name}"):
+        pass
+    shutdown_tracing()
+"""
+
+
+def test_always_off_disabled_and_explicit_arguments_winning(receiver: OtlpReceiver):
+    endpoint = f"http://127.0.0.1:{receiver.server_address[1]}"
+
+    def run(name: str, args: str, **env: str) -> None:
+        _run(CONFIGURED.replace("{args}", args).replace("{name}", name), endpoint, **env)
+
+    run("off", "", OTEL_TRACES_SAMPLER="always_off")
+    run("ratio-zero", "", OTEL_TRACES_SAMPLER="traceidratio", OTEL_TRACES_SAMPLER_ARG="0")
+    run("disabled", "sample_ratio=1.0", OTEL_SDK_DISABLED="true")
+    run("explicit-wins", "sample_ratio=1.0", OTEL_TRACES_SAMPLER="always_off",
+        OTEL_RESOURCE_ATTRIBUTES="service.version=0.0.1,service.name=other")  # fmt: skip
+    ((resource, name),) = _exported(receiver)
+    assert name == "explicit-wins"
+    assert resource["service.name"] == "switches"
+    assert resource["service.version"] == "1.2.3"

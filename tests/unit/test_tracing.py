@@ -21,8 +21,9 @@ from watchfloor.tracing import (
 from watchfloor.tracing.setup import (
     AdjustableSampler,
     build_provider,
+    build_resource,
+    ratio_sampler,
     resolve_endpoint,
-    resolve_ratio,
 )
 
 
@@ -144,12 +145,10 @@ def test_endpoint_resolution(monkeypatch):
     for name in ("WATCHFLOOR_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT",
                  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
-    assert resolve_endpoint(None) == "http://localhost:4318/v1/traces"
+    assert resolve_endpoint(None) is None  # the exporter reads OTEL_EXPORTER_OTLP_* itself
     assert resolve_endpoint("http://jaeger:4318") == "http://jaeger:4318/v1/traces"
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")
-    assert resolve_endpoint(None) == "http://collector:4318/v1/traces"
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:9/custom")
-    assert resolve_endpoint(None) == "http://t:9/custom"
+    assert resolve_endpoint(None) is None
     monkeypatch.setenv("WATCHFLOOR_OTLP_ENDPOINT", "http://wf:4318")
     assert resolve_endpoint(None) == "http://wf:4318/v1/traces"
     assert resolve_endpoint("https://explicit:1/v1/traces") == "https://explicit:1/v1/traces"
@@ -157,23 +156,15 @@ def test_endpoint_resolution(monkeypatch):
         resolve_endpoint("jaeger:4318")
 
 
-def test_ratio_resolution(monkeypatch):
-    monkeypatch.delenv("OTEL_TRACES_SAMPLER_ARG", raising=False)
-    assert resolve_ratio(1.0) == 1.0
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
-    assert resolve_ratio(1.0) == 0.25
-    assert resolve_ratio(0.5) == 0.5  # explicit wins
+def test_a_ratio_outside_0_1_is_refused():
     with pytest.raises(ValueError, match=r"within 0\.\.1"):
-        resolve_ratio(1.5)
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "half")
-    with pytest.raises(ValueError, match="must be a number"):
-        resolve_ratio(1.0)
+        ratio_sampler(1.5)
 
 
 def test_sampler_ratio_zero_exports_nothing_and_can_change():
     exporter = InMemorySpanExporter()
-    sampler = AdjustableSampler(0.0)
-    provider, _ = build_provider("svc", "test", sampler, exporter)
+    sampler = AdjustableSampler(ratio_sampler(0.0))
+    provider, _ = build_provider(build_resource("svc", "test", None), sampler, None)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("t")
     for _ in range(50):
@@ -189,11 +180,12 @@ def test_sampler_ratio_zero_exports_nothing_and_can_change():
 
 def test_parent_based_sampling_keeps_sampled_parents():
     exporter = InMemorySpanExporter()
-    provider, _ = build_provider("svc", "test", AdjustableSampler(1.0), exporter)
+    sampler = AdjustableSampler(ratio_sampler(1.0))
+    provider, _ = build_provider(build_resource("svc", "test", None), sampler, None)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("t")
     with tracer.start_as_current_span("root"):
-        provider.sampler.set_ratio(0.0)  # new traces dropped; children of a sampled parent kept
+        sampler.set_ratio(0.0)  # new traces dropped; children of a sampled parent kept
         with tracer.start_as_current_span("child"):
             pass
     assert {s.name for s in exporter.get_finished_spans()} == {"root", "child"}

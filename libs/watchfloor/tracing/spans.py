@@ -27,7 +27,9 @@ def start_span(name: str, attributes: dict[str, AttributeValue]) -> AbstractCont
     """A current span with the correlation id; exceptions are recorded and set ERROR status.
 
     OpenTelemetry's own context manager, returned as is: wrapping it in a generator of ours would
-    add a second generator frame to every span.
+    add a second generator frame to every span. The correlation id is also set by
+    configure_tracing's span processor; it is set here too so that watchfloor's spans carry it
+    under a provider that watchfloor did not install.
     """
     correlation_id = get_correlation_id()
     if correlation_id is not None:

@@ -9,14 +9,14 @@ later, often on another thread. `OrderTrace` keeps one span per order open acros
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import AbstractContextManager, contextmanager
 
-from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from watchfloor.correlation import SPAN_ATTRIBUTE, get_correlation_id
+from watchfloor.correlation import HEADER, SPAN_ATTRIBUTE, get_correlation_id
 from watchfloor.tracing.spans import TRACER, start_span
 
 
@@ -103,10 +103,12 @@ def market_data(feed: str, symbol: str) -> AbstractContextManager[Span]:
 
 
 class BrokerCall:
-    """The open span of a broker API call; say how it answered with `response()`."""
+    """The open span of a broker API call; send `headers` with the request (they carry the
+    trace context and the correlation id) and say how it answered with `response()`."""
 
-    def __init__(self, span: Span) -> None:
+    def __init__(self, span: Span, headers: MutableMapping[str, str]) -> None:
         self.span = span
+        self.headers = headers
 
     def response(self, status: int, *, rate_limit_remaining: float | None = None) -> None:
         self.span.set_attribute("http.response.status_code", status)
@@ -117,12 +119,32 @@ class BrokerCall:
 
 
 @contextmanager
-def broker_call(broker: str, endpoint: str, method: str = "POST") -> Iterator[BrokerCall]:
-    """A client span around one broker API request."""
+def broker_call(
+    broker: str,
+    endpoint: str,
+    method: str = "POST",
+    *,
+    headers: MutableMapping[str, str] | None = None,
+) -> Iterator[BrokerCall]:
+    """A CLIENT span around one broker API request.
+
+    `call.headers` (the `headers` given, filled in place, or a new dict) gets `traceparent`
+    (and `tracestate`/`baggage` when set) from the configured propagator, pointing at this span,
+    and `X-Correlation-ID` when a correlation id is current; pass them to httpx or requests.
+    """
     attributes: dict[str, AttributeValue] = {
         "trading.broker": broker,
         "trading.broker.endpoint": endpoint,
         "http.request.method": method,
     }
-    with start_span("broker.call", attributes) as span:
-        yield BrokerCall(span)
+    correlation_id = get_correlation_id()
+    if correlation_id is not None:
+        attributes[SPAN_ATTRIBUTE] = correlation_id
+    carrier: MutableMapping[str, str] = {} if headers is None else headers
+    with TRACER.start_as_current_span(
+        "broker.call", kind=SpanKind.CLIENT, attributes=attributes
+    ) as span:
+        propagate.inject(carrier)
+        if correlation_id is not None:
+            carrier[HEADER] = correlation_id
+        yield BrokerCall(span, carrier)
