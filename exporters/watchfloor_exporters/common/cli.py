@@ -67,7 +67,9 @@ def run(
     if not 0 < args.port < 65536:
         parser.error(f"--port must be 1-65535, got {args.port}")
     configure_logging(service)
-    if os.environ.get("WATCHFLOOR_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    endpoints = ("WATCHFLOOR_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT",
+                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")  # fmt: skip
+    if any(os.environ.get(name) for name in endpoints):
         configure_tracing(service)
     token = _token(args.simulate, service)
     if token is None:
