@@ -14,6 +14,7 @@ pinning a copy of the exposition in memory.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from typing import Any
@@ -25,6 +26,8 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from watchfloor.correlation import SPAN_ATTRIBUTE, correlation_scope, new_correlation_id
+from watchfloor.logging.config import reclaim_framework_loggers
+from watchfloor.logging.handler import mark_logged
 from watchfloor.metrics.exemplars import current_exemplar
 from watchfloor.metrics.exposition import render
 
@@ -39,6 +42,7 @@ _OWN_PATHS = frozenset({"/metrics", "/health"})
 _HEADER = b"x-correlation-id"
 # An incoming id is adopted only if it is short and plain: it ends up in logs and headers.
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+_logger = logging.getLogger("watchfloor.fastapi")
 
 REQUESTS = Counter(
     "http_server_requests_total",
@@ -58,8 +62,14 @@ class RequestMiddleware:
         self.app = app
         self.service = service
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._reclaimed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._reclaimed:
+            # The app's first call (lifespan startup or first request) comes after the server
+            # applied its logging config, whichever of it and configure_logging ran first.
+            self._reclaimed = True
+            reclaim_framework_loggers()
         if scope["type"] != "http" or scope["path"] in _OWN_PATHS:
             await self.app(scope, receive, send)
             return
@@ -80,7 +90,17 @@ class RequestMiddleware:
         started = time.perf_counter()
         try:
             with correlation_scope(correlation_id):
-                await self.app(scope, receive, send_with_id)
+                try:
+                    await self.app(scope, receive, send_with_id)
+                except Exception as exc:
+                    # Logged here, where the correlation id and server span are current; the
+                    # server's own traceback record of it is then dropped (see mark_logged).
+                    _logger.exception(
+                        "unhandled exception in request",
+                        extra={"http.request.method": scope["method"], "url.path": scope["path"]},
+                    )
+                    mark_logged(exc)
+                    raise
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

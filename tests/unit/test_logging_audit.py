@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 from pathlib import Path
@@ -91,3 +92,46 @@ def test_audit_events_pass_whatever_the_log_level():
     audit("config.change", actor="ops")
     shutdown_logging()
     assert json.loads(stream.getvalue())["event"]["action"] == "config.change"
+
+
+def test_audit_before_configure_is_held_and_emitted_on_configure():
+    from watchfloor.correlation import correlation_scope
+
+    with correlation_scope("c-early"):
+        audit("service.start", actor="ops", phase="boot")
+    stream = io.StringIO()
+    configure_logging("audit-early", stream=stream)
+    audit("order.cancel", actor="trader")
+    shutdown_logging()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["event"]["action"] for e in events] == ["service.start", "order.cancel"]
+    assert events[0]["correlation"]["id"] == "c-early"  # the context of the audit() call
+    assert events[0]["phase"] == "boot"
+    assert verify_audit_chain(events)
+
+
+def test_audit_after_shutdown_is_held_for_the_next_configure():
+    configure_logging("audit-gap", stream=io.StringIO())
+    shutdown_logging()
+    audit("limit.change", actor="ops")
+    stream = io.StringIO()
+    configure_logging("audit-gap", stream=stream)
+    shutdown_logging()
+    assert json.loads(stream.getvalue())["event"]["action"] == "limit.change"
+
+
+def test_held_audit_events_beyond_the_bound_go_to_stderr(monkeypatch, capsys):
+    # The package's `audit` attribute is the function, so fetch the module itself.
+    audit_module = importlib.import_module("watchfloor.logging.audit")
+    monkeypatch.setattr(audit_module, "MAX_HELD_AUDIT_EVENTS", 3)
+    for index in range(5):
+        audit("order.cancel", actor=f"trader-{index}")
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 2
+    assert "before configure_logging" in warnings[0] and "'trader-3'" in warnings[0]
+    assert "'trader-4'" in warnings[1]
+    stream = io.StringIO()
+    configure_logging("audit-bound", stream=stream)
+    shutdown_logging()
+    actors = [json.loads(line)["user"]["name"] for line in stream.getvalue().splitlines()]
+    assert actors == ["trader-0", "trader-1", "trader-2"]

@@ -15,8 +15,9 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import orjson
 
 from watchfloor.logging.ecs import ATTR_AUDIT
+from watchfloor.logging.handler import capture_context
 
 GENESIS_HASH = "0" * 64
 _STATE_FILE = "audit-chain.json"
@@ -31,6 +33,59 @@ _STATE_FILE = "audit-chain.json"
 _logger = logging.getLogger("watchfloor.audit")
 # Audit events are records of what happened, not diagnostics: no log level silences them.
 _logger.setLevel(logging.INFO)
+
+MAX_HELD_AUDIT_EVENTS = 10_000
+
+
+class _HoldingHandler(logging.Handler):
+    """Keeps audit events recorded while no pipeline is configured, for configure_logging to emit.
+
+    Past MAX_HELD_AUDIT_EVENTS an event is written to stderr instead: never silently lost.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+        self.holding = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.holding:
+            return
+        if len(self.held) < MAX_HELD_AUDIT_EVENTS:
+            capture_context(record)
+            self.held.append(record)
+            return
+        sys.stderr.write(
+            f"watchfloor: audit() called before configure_logging and {MAX_HELD_AUDIT_EVENTS} "
+            f"events are already held; not held: {record.getMessage()!r} "
+            f"by {getattr(record, ATTR_AUDIT, {}).get('actor')!r}\n"
+        )
+
+    def hand_over(
+        self, install: Callable[[], None], sink: Callable[[logging.LogRecord], object]
+    ) -> None:
+        """Run `install`, pass the held records to `sink` in order and stop holding, all under
+        the lock emit() runs under, so no event is both held and passed on by a new handler."""
+        self.acquire()
+        try:
+            install()
+            for record in self.held:
+                sink(record)
+            self.held = []
+            self.holding = False
+        finally:
+            self.release()
+
+    def resume(self) -> None:
+        self.acquire()
+        try:
+            self.holding = True
+        finally:
+            self.release()
+
+
+held_audit = _HoldingHandler()
+_logger.addHandler(held_audit)
 
 
 def audit(action: str, *, actor: str, **fields: Any) -> None:

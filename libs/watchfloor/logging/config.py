@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from watchfloor.logging.audit import AuditChain
+from watchfloor.logging.audit import AuditChain, held_audit
 from watchfloor.logging.ecs import EcsDocumentBuilder
 from watchfloor.logging.handler import EnqueueHandler
 from watchfloor.logging.masking import Masker
@@ -61,6 +61,15 @@ _DEFAULT_STREAM = cast(TextIO, _CurrentStderr())
 DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_QUEUE_CAPACITY = 100_000
 DEFAULT_BATCH_SIZE = 1000
+# The servers' own loggers: left alone they write plain text beside the pipeline, without
+# correlation or trace ids, and are never shipped.
+FRAMEWORK_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "gunicorn.error",
+    "gunicorn.access",
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class Settings:
     retry_max: float
     mask_keys: tuple[str, ...]
     mask_patterns: tuple[str, ...]
+    capture_framework_loggers: bool = True
 
 
 class _Pipeline:
@@ -165,6 +175,7 @@ def configure_logging(
     spool_dir: str | None = None,
     logstash_hosts: Sequence[str] | None = None,
     logstash_loadbalance: bool | None = None,
+    capture_framework_loggers: bool | None = None,
 ) -> None:
     """Send every stdlib log record of this process as ECS JSON to `stream` and to Logstash.
 
@@ -173,6 +184,10 @@ def configure_logging(
     `spool_dir` (default: $XDG_STATE_HOME/watchfloor/spool/<service>). `logstash_hosts` instead
     names several beats inputs ("host:port", or "host" for `logstash_port`): the shipper fails
     over between them, and with `logstash_loadbalance=True` sends batches to each in turn.
+
+    With `capture_framework_loggers` (default on; WATCHFLOOR_CAPTURE_FRAMEWORK_LOGS=0 turns it
+    off) the uvicorn and gunicorn loggers lose their own handlers and propagate into the pipeline.
+    Audit events recorded before the first call are held and emitted now.
     """
     global _current, _atexit_registered  # noqa: PLW0603 - one pipeline per process, by design
     settings = _resolve(
@@ -182,6 +197,7 @@ def configure_logging(
         stream,
         _Targets(logstash_host, logstash_port, logstash_hosts, logstash_loadbalance),
         spool_dir,
+        capture_framework_loggers,
     )
     with _lock:
         root = logging.getLogger()
@@ -191,9 +207,15 @@ def configure_logging(
             _current = None
         pipeline = _Pipeline(settings)
         pipeline.start()
-        root.addHandler(pipeline.handler)
+
+        def install() -> None:
+            root.addHandler(pipeline.handler)
+
+        held_audit.hand_over(install, pipeline.records.put)
         root.setLevel(settings.level)
         _current = pipeline
+        if settings.capture_framework_loggers:
+            _take_over_framework_loggers()
         if not _atexit_registered:
             atexit.register(_shutdown_at_exit)
             _atexit_registered = True
@@ -207,8 +229,25 @@ def shutdown_logging(timeout: float = 10.0) -> None:
         if _current is None:
             return
         logging.getLogger().removeHandler(_current.handler)
+        held_audit.resume()
         _current.stop(timeout)
         _current = None
+
+
+def reclaim_framework_loggers() -> None:
+    """Take the framework loggers over again if a server configured them after configure_logging
+    (uvicorn.run applies its LOGGING_CONFIG when it starts, unless given log_config=None)."""
+    with _lock:
+        if _current is not None and _current.settings.capture_framework_loggers:
+            _take_over_framework_loggers()
+
+
+def _take_over_framework_loggers() -> None:
+    for name in FRAMEWORK_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
 
 
 def _shutdown_at_exit() -> None:
@@ -226,6 +265,7 @@ def _resolve(
     stream: TextIO | None,
     targets: _Targets,
     spool_dir: str | None,
+    capture_framework_loggers: bool | None = None,
 ) -> Settings:
     env = os.environ
     if not service or not service.strip():
@@ -253,6 +293,9 @@ def _resolve(
         retry_max=_env_float("WATCHFLOOR_LOG_RETRY_MAX_SECONDS", 2.0),
         mask_keys=tuple(k.strip() for k in env.get("WATCHFLOOR_MASK_KEYS", "").split(",") if k),
         mask_patterns=_env_patterns(env.get("WATCHFLOOR_MASK_PATTERNS", "")),
+        capture_framework_loggers=_env_bool(
+            "WATCHFLOOR_CAPTURE_FRAMEWORK_LOGS", capture_framework_loggers, default=True
+        ),
     )
 
 
@@ -357,14 +400,20 @@ def _is_ipv6(text: str) -> bool:
 
 
 def _loadbalance(explicit: bool | None) -> bool:
+    return _env_bool("WATCHFLOOR_LOGSTASH_LOADBALANCE", explicit, default=False)
+
+
+def _env_bool(name: str, explicit: bool | None, *, default: bool) -> bool:
     if explicit is not None:
         return explicit
-    raw = os.environ.get("WATCHFLOOR_LOGSTASH_LOADBALANCE", "").strip().lower()
-    if raw in {"", "0", "false", "no", "off"}:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"0", "false", "no", "off"}:
         return False
     if raw in {"1", "true", "yes", "on"}:
         return True
-    raise ValueError(f"WATCHFLOOR_LOGSTASH_LOADBALANCE must be true or false, got {raw!r}")
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
 
 
 def _open_spool(settings: Settings) -> Spool:
