@@ -126,9 +126,11 @@ def test_failover_moves_to_the_other_node_when_the_current_one_dies(receivers, t
     _until(lambda: current.event_count > 2500, 20, "the stream to be under way")
     current.stop()
     killed_at = time.monotonic()
+    # More is logged at once: had the shipper sent everything before the kill, the standby would
+    # otherwise wait for events that never come.
+    _log(range(4000, TOTAL))
     _until(lambda: standby.event_count > 0, 10, "the standby to take over")
     failover = time.monotonic() - killed_at
-    _log(range(4000, TOTAL))
     _until(lambda: len(_ids(current, standby)) == TOTAL, 30, "every event on the two nodes")
     assert set(range(4000, TOTAL)) <= _ids(standby)
     shutdown_logging(timeout=10)
