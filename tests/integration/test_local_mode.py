@@ -3,7 +3,11 @@ exporters fed by their simulators."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -169,3 +173,59 @@ def test_prometheus_loads_every_rule_group_healthy(local_stack: LocalStack):
             break
         time.sleep(1)
     assert not unhealthy, unhealthy
+
+
+def test_every_taken_port_is_reported_at_once_and_nothing_starts(tmp_path):
+    ports = {name: free_port() for name in DEFAULT_PORTS}
+    stack = LocalStack(tmp_path, local_env(tmp_path, ports), ports, "t")
+    holders = []
+    try:
+        for name in ("prometheus", "jaeger-otlp-http"):
+            holder = socket.socket()
+            holder.bind(("127.0.0.1", ports[name]))
+            holder.listen()
+            holders.append(holder)
+        result = stack.cli("up")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "WATCHFLOOR_LOCAL_PROMETHEUS_PORT" in result.stderr
+        assert "WATCHFLOOR_LOCAL_JAEGER_OTLP_HTTP_PORT" in result.stderr
+        assert "--free-ports" in result.stderr
+        assert ProcessTable(tmp_path).names() == []
+    finally:
+        for holder in holders:
+            holder.close()
+        stack.cli("down")
+
+
+def test_free_ports_are_saved_and_status_uses_them(tmp_path):
+    ports = {name: free_port() for name in DEFAULT_PORTS}
+    stack = LocalStack(tmp_path, local_env(tmp_path, ports), ports, "t")
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", ports["alert-hub"]))
+    holder.listen()
+    try:
+        started = stack.cli("up", "--free-ports")
+        assert started.returncode == 0, started.stdout + started.stderr
+        saved = json.loads((tmp_path / "ports.json").read_text())
+        assert saved["alert-hub"] != ports["alert-hub"]
+        assert {k: v for k, v in saved.items() if k != "alert-hub"} == {
+            k: v for k, v in ports.items() if k != "alert-hub"
+        }
+        token = stack.cli("tokens").stdout
+        hub_token = next(
+            line.split("=", 1)[1] for line in token.splitlines()
+            if line.startswith("WATCHFLOOR_ALERTHUB_TOKEN=")
+        )  # fmt: skip
+        assert f"http://127.0.0.1:{saved['alert-hub']}/#token={hub_token}" in started.stdout
+        # A shell without the port variables still sees the running stack's health.
+        bare = {k: v for k, v in stack.env.items() if not k.startswith("WATCHFLOOR_LOCAL_")}
+        bare["WATCHFLOOR_LOCAL_DIR"] = str(tmp_path)
+        status = subprocess.run(
+            [sys.executable, "-m", "watchfloor.localmode", "status"],
+            env=bare, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stdout
+        assert status.stdout.count(" healthy ") == len(COMPONENTS)
+    finally:
+        holder.close()
+        assert stack.cli("down").returncode == 0

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
+import json
 import os
+import socket
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from watchfloor.localmode.components import Component, MissingBinaryError, components, ports
+from watchfloor.localmode.components import (
+    Component,
+    MissingBinaryError,
+    components,
+    port_variable,
+    ports,
+)
 from watchfloor.localmode.config import (
     REPO,
     load_secrets,
@@ -43,20 +52,80 @@ def healthy(component: Component, secrets: dict[str, str], timeout: float = 2.0)
         return False
 
 
+def _ports_file(state: Path) -> Path:
+    return state / "ports.json"
+
+
+def saved_ports(state: Path) -> dict[str, int] | None:
+    """The ports the running local mode was started with (what `up` saved), if any."""
+    try:
+        saved = json.loads(_ports_file(state).read_text())
+        return {str(name): int(port) for name, port in saved.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _in_use(port: int) -> bool:
+    # SO_REUSEADDR as the servers set it: a port in TIME_WAIT is free for them, so for us too.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _choose_ports(state: Path, table: ProcessTable, free_ports: bool) -> dict[str, int] | None:
+    """The ports to run on: a running local mode's saved ones, else the configured ones with every
+    conflict reported at once (None), or moved to free ports when asked."""
+    if any(table.running(name) for name in table.names()):
+        return saved_ports(state) or ports()
+    wanted = ports()
+    busy = [name for name, port in wanted.items() if _in_use(port)]
+    if busy and free_ports:
+        taken = set(wanted.values())
+        for name in busy:
+            while (port := _free_port()) in taken:
+                continue
+            wanted[name] = port
+            taken.add(port)
+    elif busy:
+        print("watchfloor-local: these ports are taken by other programs:", file=sys.stderr)
+        for name in busy:
+            print(f"  {wanted[name]:>5}  {name:<18} move it with {port_variable(name)}=<port>",
+                  file=sys.stderr)  # fmt: skip
+        print("or run `watchfloor-local up --free-ports` to pick free ones.", file=sys.stderr)
+        return None
+    return wanted
+
+
 def up(
     scrape_interval: str | None,
     evaluation_interval: str | None,
     timeout: float,
     group_wait: str | None = None,
+    free_ports: bool = False,
 ) -> int:
     state = state_dir()
     state.mkdir(parents=True, exist_ok=True)
+    table = ProcessTable(state)
     try:
-        parts = components(state)
+        chosen = _choose_ports(state, table, free_ports)
+        if chosen is None:
+            return 1
+        listening = chosen
+        parts = components(state, listening)
     except (MissingBinaryError, ValueError) as exc:
         print(f"watchfloor-local: {exc}", file=sys.stderr)
         return 2
-    listening = ports()
+    _ports_file(state).write_text(json.dumps(listening, indent=2) + "\n")
     secrets = load_secrets(state, SECRETS)
     render_web_auth(state, secrets)
     render_prometheus(state, listening, scrape_interval, evaluation_interval)
@@ -69,14 +138,13 @@ def up(
     # The exporters trace into local Jaeger, as they do into Compose's.
     env.setdefault("WATCHFLOOR_OTLP_ENDPOINT", f"http://127.0.0.1:{listening['jaeger-otlp-http']}")
     render_alertmanager(state, listening["alert-hub"], env, group_wait)
-    table = ProcessTable(state)
     for component in parts:
         if table.running(component.name) is None:
             if healthy(component, secrets, timeout=0.5):
                 print(
                     f"watchfloor-local: port {component.port} already answers for "
                     f"{component.name} but not a process local mode started; stop it or set "
-                    f"WATCHFLOOR_LOCAL_{component.name.upper().replace('-', '_')}_PORT",
+                    f"{port_variable(component.name)}",
                     file=sys.stderr,
                 )
                 down()
@@ -95,8 +163,15 @@ def up(
         return _failed(table, waiting[0], f"not healthy after {timeout:.0f} s")
     print("watchfloor local mode is up:")
     for component in parts:
-        print(f"  {component.name:<18} {component.url}")
-    print(f"state, logs and generated secrets: {state}")
+        url = component.url
+        if component.name == "alert-hub":
+            url += f"/#token={secrets['WATCHFLOOR_ALERTHUB_TOKEN']}"
+        login = f"  ({webauth.USERNAME} / {component.password_secret})" * bool(
+            component.password_secret
+        )
+        print(f"  {component.name:<18} {url}{login}")
+    print(f"Jaeger OTLP/HTTP: http://127.0.0.1:{listening['jaeger-otlp-http']}/v1/traces")
+    print(f"state, logs and generated secrets: {state}; `watchfloor-local tokens` prints them")
     return 0
 
 
@@ -121,7 +196,8 @@ def status() -> int:
     state = state_dir()
     table = ProcessTable(state)
     try:
-        parts = components(state)
+        # The ports it was started with, not what this shell's environment says now.
+        parts = components(state, saved_ports(state) or ports())
     except (MissingBinaryError, ValueError) as exc:
         print(f"watchfloor-local: {exc}", file=sys.stderr)
         return 2
@@ -137,6 +213,13 @@ def status() -> int:
     return 0 if all_up else 3
 
 
+def tokens() -> int:
+    """The secrets local mode runs with, as NAME=value lines (eval-able, or for curl)."""
+    for name, value in load_secrets(state_dir(), SECRETS, generate=False).items():
+        print(f"{name}={value}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="watchfloor-local",
@@ -148,13 +231,25 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--evaluation-interval", help="override global.evaluation_interval")
     start.add_argument("--timeout", type=float, default=60.0, help="seconds to become healthy")
     start.add_argument("--group-wait", help="override Alertmanager's group_wait/interval, e.g. 1s")
+    start.add_argument(
+        "--free-ports", action="store_true", help="move components whose port is taken to free ones"
+    )
     commands.add_parser("down", help="stop exactly the processes local mode started")
     commands.add_parser("status", help="show each process and its health (exit 3 if any down)")
+    commands.add_parser("tokens", help="print the tokens and passwords in use (NAME=value)")
     args = parser.parse_args(argv)
     if args.command == "up":
-        return up(args.scrape_interval, args.evaluation_interval, args.timeout, args.group_wait)
+        return up(
+            args.scrape_interval,
+            args.evaluation_interval,
+            args.timeout,
+            args.group_wait,
+            args.free_ports,
+        )
     if args.command == "down":
         return down()
+    if args.command == "tokens":
+        return tokens()
     return status()
 
 

@@ -73,7 +73,7 @@ class MissingBinaryError(RuntimeError):
 
 
 def port_of(name: str) -> int:
-    variable = f"WATCHFLOOR_LOCAL_{name.upper().replace('-', '_')}_PORT"
+    variable = port_variable(name)
     raw = os.environ.get(variable)
     if not raw:
         return DEFAULT_PORTS[name]
@@ -109,16 +109,23 @@ def ports() -> dict[str, int]:
     return {name: port_of(name) for name in DEFAULT_PORTS}
 
 
-def components(state: Path, retention: str = "2d") -> list[Component]:
-    """Every component with its command line, in start order."""
-    prometheus_port = port_of("prometheus")
+def port_variable(name: str) -> str:
+    return f"WATCHFLOOR_LOCAL_{name.upper().replace('-', '_')}_PORT"
+
+
+def components(
+    state: Path, listening: dict[str, int] | None = None, retention: str = "2d"
+) -> list[Component]:
+    """Every component with its command line, in start order, on `listening` (default: ports())."""
+    port = listening or ports()
+    prometheus_port = port["prometheus"]
     return [
         Component(
             "jaeger",
-            port_of("jaeger"),
+            port["jaeger"],
             (find_binary("jaeger"), "--config", str(state / "jaeger" / "config.yaml")),
             "/status",
-            port_of("jaeger-health"),
+            port["jaeger-health"],
         ),
         Component(
             "prometheus",
@@ -138,10 +145,10 @@ def components(state: Path, retention: str = "2d") -> list[Component]:
         ),
         Component(
             "pushgateway",
-            port_of("pushgateway"),
+            port["pushgateway"],
             (
                 find_binary("pushgateway"),
-                f"--web.listen-address=127.0.0.1:{port_of('pushgateway')}",
+                f"--web.listen-address=127.0.0.1:{port['pushgateway']}",
                 f"--web.config.file={state / 'pushgateway' / 'web.yml'}",
             ),
             "/-/ready",
@@ -149,24 +156,24 @@ def components(state: Path, retention: str = "2d") -> list[Component]:
         ),
         Component(
             "node-exporter",
-            port_of("node-exporter"),
+            port["node-exporter"],
             (
                 find_binary("node-exporter"),
-                f"--web.listen-address=127.0.0.1:{port_of('node-exporter')}",
+                f"--web.listen-address=127.0.0.1:{port['node-exporter']}",
             ),
             "/metrics",
         ),
-        _exporter("trading-exporter", "watchfloor_exporters.trading"),
-        _exporter("pipeline-exporter", "watchfloor_exporters.pipeline"),
+        _exporter("trading-exporter", "watchfloor_exporters.trading", port["trading-exporter"]),
+        _exporter("pipeline-exporter", "watchfloor_exporters.pipeline", port["pipeline-exporter"]),
         Component(
             "alertmanager",
-            port_of("alertmanager"),
+            port["alertmanager"],
             (
                 find_binary("alertmanager"),
                 f"--config.file={state / 'alertmanager' / 'alertmanager.yml'}",
                 f"--storage.path={state / 'alertmanager' / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port_of('alertmanager')}",
-                f"--web.external-url=http://127.0.0.1:{port_of('alertmanager')}",
+                f"--web.listen-address=127.0.0.1:{port['alertmanager']}",
+                f"--web.external-url=http://127.0.0.1:{port['alertmanager']}",
                 f"--web.config.file={state / 'alertmanager' / 'web.yml'}",
                 "--cluster.listen-address=",  # a single instance: no gossip port to collide
             ),
@@ -175,25 +182,24 @@ def components(state: Path, retention: str = "2d") -> list[Component]:
         ),
         Component(
             "alert-hub",
-            port_of("alert-hub"),
+            port["alert-hub"],
             (
                 sys.executable,
                 "-m",
                 "watchfloor_alerthub",
                 "--port",
-                str(port_of("alert-hub")),
+                str(port["alert-hub"]),
                 "--database",
                 str(state / "alerthub.sqlite"),
                 "--alertmanager-url",
-                f"http://127.0.0.1:{port_of('alertmanager')}",
+                f"http://127.0.0.1:{port['alertmanager']}",
             ),
             "/health",
         ),
     ]
 
 
-def _exporter(name: str, module: str) -> Component:
-    port = port_of(name)
+def _exporter(name: str, module: str, port: int) -> Component:
     return Component(
         name,
         port,
