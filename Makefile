@@ -7,21 +7,21 @@ STAMP := $(VENV)/.installed-stamp
 SOURCES := libs exporters services provisioning tests benchmarks
 
 # The pinned Go servers (stdlib-only builder: no virtualenv needed).
-GOTOOLS := PYTHONPATH=libs $(PYTHON) -m watchfloor.localmode.gotools
+GOTOOLS := PYTHONPATH=libs $(PYTHON) -m watchfloor_stack.gotools
 
 DOCKER ?= docker
 # WATCHFLOOR_MEMORY_LOCK=1 locks Elasticsearch's heap in RAM (engines that allow the ulimit).
 COMPOSE := $(DOCKER) compose -f docker-compose.monitoring.yml \
 	$(if $(filter 1 true yes,$(WATCHFLOOR_MEMORY_LOCK)),-f docker-compose.memory-lock.yml)
-# `make up`'s helpers get their own small virtualenv: PyYAML and the `stack` extra, not the dev
+# `make up`'s helpers get their own small virtualenv: PyYAML and bcrypt, not the dev
 # tools (.venv is for tests and linters). It lives under .venv, which git and Docker ignore.
 STACK_VENV ?= .venv/stack
 STACK_STAMP := $(STACK_VENV)/.installed-stamp
-STACK := PYTHONPATH=libs $(STACK_VENV)/bin/python -m watchfloor.stack --env-file .env \
+STACK := PYTHONPATH=libs $(STACK_VENV)/bin/python -m watchfloor_stack.compose --env-file .env \
 	--example .env.example --compose-file docker-compose.monitoring.yml --docker $(DOCKER)
 
 .PHONY: help install test test-unit test-integration lint format bench lock clean-venv \
-	local-up local-down local-status dashboards up down ps logs clean validate tools tools-env
+	test-lowest local-up local-down local-status dashboards up down ps logs clean validate tools tools-env
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -36,12 +36,12 @@ up: $(STACK_STAMP) ## the whole stack with Docker Compose: .env, pre-flight chec
 	$(COMPOSE) run --rm kibana-setup
 	$(STACK) urls
 
-$(STACK_STAMP): pyproject.toml requirements.lock libs/watchfloor/stack/requirements.py
+$(STACK_STAMP): pyproject.toml requirements.lock libs/watchfloor_stack/compose/requirements.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "make up needs Python >= 3.11 on this machine (set PYTHON=python3.11)"; exit 1; }
 	$(PYTHON) -m venv $(STACK_VENV)
 	$(STACK_VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock \
-	  $$($(PYTHON) libs/watchfloor/stack/requirements.py pyproject.toml)
+	  $$($(PYTHON) libs/watchfloor_stack/compose/requirements.py pyproject.toml)
 	@touch $@
 
 down: ## stop the stack, keep its data
@@ -62,23 +62,43 @@ validate: install tools ## every static check of the stack's configuration (no D
 	WATCHFLOOR_REQUIRE_TOOLS=1 $(BIN)/pytest -m static -q
 	@if docker compose version >/dev/null 2>&1; then \
 	  env_file=$$(mktemp) && rm "$$env_file" && \
-	  PYTHONPATH=libs $(BIN)/python -m watchfloor.stack --env-file "$$env_file" env >/dev/null && \
+	  PYTHONPATH=libs $(BIN)/python -m watchfloor_stack.compose --env-file "$$env_file" env >/dev/null && \
 	  $(COMPOSE) --env-file "$$env_file" --profile setup config --quiet && rm -f "$$env_file" && \
 	  echo "docker compose config: ok"; \
 	else echo "docker compose config: skipped (no Compose v2 here; tests/static validated the file)"; fi
 
 install: $(STAMP) ## create .venv and install watchfloor with its pinned dependencies
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml libs/pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "watchfloor needs Python >= 3.11 (set PYTHON=python3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[fastapi,exporters,alerthub,provisioning,stack,tracing-http,dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e ./libs -e '.[provisioning,dev]'
 	@touch $(STAMP)
 
 test: install tools ## run the whole suite (unit, integration; e2e skips without Docker)
 	WATCHFLOOR_REQUIRE_TOOLS=1 $(BIN)/pytest
+
+# The library's unit tests at the lowest versions its ranges allow (uv's lowest-direct resolution
+# of libs/pyproject.toml's dependencies and extras); the test tools themselves come from the lock.
+LOWEST_VENV ?= .venv/lowest
+LIBRARY_TESTS := tests/unit --ignore=tests/unit/stack --ignore=tests/unit/alerthub \
+	--ignore=tests/unit/exporters
+test-lowest: install ## the library's unit tests at the lowest dependency versions its ranges allow
+	rm -rf $(LOWEST_VENV)
+	$(BIN)/uv venv --quiet --python $(PYTHON) $(LOWEST_VENV)
+	$(BIN)/uv pip install --quiet --python $(LOWEST_VENV)/bin/python -c requirements.lock \
+	  pytest pytest-asyncio hypothesis httpx uvicorn requests
+	$(PYTHON) -c 'import tomllib; p = tomllib.load(open("libs/pyproject.toml", "rb"))["project"]; \
+	  print(*p["dependencies"], *sum(p["optional-dependencies"].values(), []), sep="\n")' \
+	  > $(LOWEST_VENV)/library-requirements.txt
+	$(BIN)/uv pip install --quiet --python $(LOWEST_VENV)/bin/python --resolution lowest-direct \
+	  -r $(LOWEST_VENV)/library-requirements.txt
+	$(BIN)/uv pip install --quiet --python $(LOWEST_VENV)/bin/python --no-deps -e ./libs
+	@$(BIN)/uv pip list --python $(LOWEST_VENV)/bin/python 2>/dev/null | \
+	  grep -iE '^(prometheus-client|orjson|python-logstash-async|opentelemetry-(api|sdk|exporter-otlp-proto-http|instrumentation-fastapi)|fastapi) '
+	$(LOWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(LIBRARY_TESTS)
 
 test-unit: install ## unit tests only
 	$(BIN)/pytest tests/unit
@@ -106,7 +126,7 @@ bench: install ## run the benchmarks; each figure is printed as a ratio to its b
 
 lock: ## re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet -e '.[fastapi,exporters,alerthub,provisioning,stack,tracing-http,dev]'
+	.lock-venv/bin/pip install --quiet -e ./libs -e '.[provisioning,dev]'
 	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^watchfloor' > requirements.lock
 	rm -rf .lock-venv
 

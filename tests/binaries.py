@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from watchfloor.localmode import gotools
+from watchfloor_stack import gotools
 
 
 def pinned_binary(binary: str) -> str:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping
+from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -66,6 +67,18 @@ def alertmanager_credentials(env: Mapping[str, str]) -> tuple[str, str] | None:
     return (username, password) if username else None
 
 
+def _runbooks() -> Path:
+    """docs/runbooks as the wheel carries it (watchfloor_alerthub.runbooks), else the source tree's
+    (an editable install's finder does not map a data-only folder)."""
+    try:
+        packaged = Path(str(resources.files("watchfloor_alerthub.runbooks")))
+    except ModuleNotFoundError:
+        packaged = None
+    if packaged is not None and packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "docs" / "runbooks"
+
+
 def main(argv: list[str] | None = None) -> int:
     env = os.environ
     parser = argparse.ArgumentParser(prog="watchfloor-alerthub")
@@ -91,9 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         "--watchdog-stale-seconds", type=_number(float),
         default=env.get("WATCHFLOOR_WATCHDOG_STALE_SECONDS", "120"),
     )  # fmt: skip
-    repo_runbooks = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
     parser.add_argument(
-        "--runbooks", type=Path, default=Path(env.get("WATCHFLOOR_RUNBOOKS_DIR", repo_runbooks)),
+        "--runbooks", type=Path, default=Path(env.get("WATCHFLOOR_RUNBOOKS_DIR") or _runbooks()),
         help="directory of the runbooks the alerts link to (env WATCHFLOOR_RUNBOOKS_DIR)",
     )  # fmt: skip
     bounds = (

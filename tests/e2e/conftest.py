@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from watchfloor.stack.compose_file import load
+from watchfloor_stack.compose.compose_file import load
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.monitoring.yml"

@@ -25,8 +25,8 @@ import pytest
 from testcontainers.compose import DockerCompose
 
 from tests.e2e.conftest import COMPOSE_FILE, REPO
-from watchfloor.stack.compose_file import load, memory_bytes
-from watchfloor.stack.dotenv import ensure_env, parse
+from watchfloor_stack.compose.compose_file import load, memory_bytes
+from watchfloor_stack.compose.dotenv import ensure_env, parse
 
 PORT_OFFSET = 20000
 PROJECT = "watchfloor-e2e"

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from watchfloor.localmode.components import DEFAULT_PORTS
-from watchfloor.localmode.config import SCRAPED_PORTS
-from watchfloor.stack import webauth
 from watchfloor.testing.beats import BeatsReceiver
+from watchfloor_stack.compose import webauth
+from watchfloor_stack.localmode.components import DEFAULT_PORTS
+from watchfloor_stack.localmode.config import SCRAPED_PORTS
 
 TOKEN = "integration-test-token"
 
@@ -63,7 +63,7 @@ class LocalStack:
             # Eight processes starting at once on two loaded cores: room beyond the default 60 s.
             args = (*args, "--timeout", "180")
         return subprocess.run(
-            [sys.executable, "-m", "watchfloor.localmode", *args],
+            [sys.executable, "-m", "watchfloor_stack.localmode", *args],
             env={**self.env, **env},
             capture_output=True,
             text=True,

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.binaries import pinned_binary
-from watchfloor.localmode.alertmanager_config import TEMPLATE, MissingSettingError, render
+from watchfloor_stack.localmode.alertmanager_config import TEMPLATE, MissingSettingError, render
 
 pytestmark = [pytest.mark.integration, pytest.mark.static]
 
@@ -76,7 +76,7 @@ def test_email_needs_smtp_and_the_hub_token_is_required():
     with pytest.raises(MissingSettingError, match="WATCHFLOOR_ALERTHUB_TOKEN"):
         render(TEMPLATE.read_text(), {})
     result = subprocess.run(
-        [sys.executable, "-m", "watchfloor.localmode.alertmanager_config"],
+        [sys.executable, "-m", "watchfloor_stack.localmode.alertmanager_config"],
         capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert result.returncode == 2 and "WATCHFLOOR_ALERTHUB_TOKEN" in result.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import LocalStack, free_port, local_env
-from watchfloor.localmode.components import DEFAULT_PORTS
+from watchfloor_stack.localmode.components import DEFAULT_PORTS
 
 pytestmark = pytest.mark.integration
 

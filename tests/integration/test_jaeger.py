@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.binaries import pinned_binary
 from tests.integration.conftest import free_port
 from tests.processes import stop
-from watchfloor.localmode.jaeger_config import (
+from watchfloor_stack.localmode.jaeger_config import (
     DEFAULT_PORTS,
     health_url,
     render_jaeger,

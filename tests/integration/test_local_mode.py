@@ -15,10 +15,10 @@ import pytest
 
 import watchfloor.metrics  # noqa: F401 - registers the catalog
 from tests.integration.conftest import LocalStack, free_port, local_env
-from watchfloor.localmode import gotools
-from watchfloor.localmode.components import DEFAULT_PORTS
-from watchfloor.localmode.processes import ProcessTable
 from watchfloor.metrics.cardinality import _families
+from watchfloor_stack import gotools
+from watchfloor_stack.localmode.components import DEFAULT_PORTS
+from watchfloor_stack.localmode.processes import ProcessTable
 
 pytestmark = pytest.mark.integration
 
@@ -221,7 +221,7 @@ def test_free_ports_are_saved_and_status_uses_them(tmp_path):
         bare = {k: v for k, v in stack.env.items() if not k.startswith("WATCHFLOOR_LOCAL_")}
         bare["WATCHFLOOR_LOCAL_DIR"] = str(tmp_path)
         status = subprocess.run(
-            [sys.executable, "-m", "watchfloor.localmode", "status"],
+            [sys.executable, "-m", "watchfloor_stack.localmode", "status"],
             env=bare, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert status.returncode == 0, status.stdout

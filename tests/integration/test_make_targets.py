@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from watchfloor.stack.dotenv import parse
+from watchfloor_stack.compose.dotenv import parse
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from tests.binaries import pinned_binary
-from watchfloor.localmode.components import DEFAULT_PORTS
-from watchfloor.localmode.config import PROMETHEUS_DIR, render_prometheus
+from watchfloor_stack.localmode.components import DEFAULT_PORTS
+from watchfloor_stack.localmode.config import PROMETHEUS_DIR, render_prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.static]
 

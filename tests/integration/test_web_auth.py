@@ -16,10 +16,10 @@ import pytest
 from tests.binaries import pinned_binary
 from tests.integration.conftest import LocalStack, free_port
 from tests.processes import stop
-from watchfloor.localmode.config import load_secrets, render_web_auth
-from watchfloor.stack import webauth
-from watchfloor.stack.compose_file import load
-from watchfloor.stack.dotenv import ensure_env, parse, write_private
+from watchfloor_stack.compose import webauth
+from watchfloor_stack.compose.compose_file import load
+from watchfloor_stack.compose.dotenv import ensure_env, parse, write_private
+from watchfloor_stack.localmode.config import load_secrets, render_web_auth
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from watchfloor.stack.compose_file import load
-from watchfloor.stack.dotenv import GENERATED, generate, parse
+from watchfloor_stack.compose.compose_file import load
+from watchfloor_stack.compose.dotenv import GENERATED, generate, parse
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.monitoring.yml"

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from tests.static.conftest import COMPOSE_FILE, REPO
-from watchfloor.stack.compose_file import load, long_running, memory_bytes
+from watchfloor_stack.compose.compose_file import load, long_running, memory_bytes
 
 MAKEFILE = (REPO / "Makefile").read_text()
 MEMORY_LOCK_FILE = REPO / "docker-compose.memory-lock.yml"
@@ -172,7 +172,9 @@ def test_a_second_make_up_applies_re_rendered_and_mounted_configuration(compose:
     # every receiver setting of .env reaches it.
     job = compose["services"]["alertmanager-config"]["environment"]
     template = (REPO / "infrastructure" / "alertmanager" / "alertmanager.yml").read_text()
-    renderer = (REPO / "libs" / "watchfloor" / "localmode" / "alertmanager_config.py").read_text()
+    renderer = (
+        REPO / "libs" / "watchfloor_stack" / "localmode" / "alertmanager_config.py"
+    ).read_text()
     used = set(re.findall(r"WATCHFLOOR_[A-Z_]+", template + renderer))
     assert used and used <= set(job), f"not passed to alertmanager-config: {used - set(job)}"
     # Template edits do not recreate the job: `make up` tells both servers to re-read.

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.static.conftest import COMPOSE_FILE, ENV_EXAMPLE, REPO
-from watchfloor.stack.compose_file import (
+from watchfloor_stack.compose.compose_file import (
     InterpolationError,
     load,
     long_running,
@@ -19,7 +19,7 @@ from watchfloor.stack.compose_file import (
     memory_bytes,
     variables,
 )
-from watchfloor.stack.dotenv import GENERATED, parse
+from watchfloor_stack.compose.dotenv import GENERATED, parse
 
 CHECK_JSONSCHEMA = Path(sys.executable).with_name("check-jsonschema")
 # The one long-running service without a Compose healthcheck, and why.

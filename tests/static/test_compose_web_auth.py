@@ -11,9 +11,9 @@ from typing import Any
 import yaml
 
 from tests.static.conftest import REPO
-from watchfloor.stack import webauth
-from watchfloor.stack.compose_file import load
-from watchfloor.stack.dotenv import ensure_env, parse
+from watchfloor_stack.compose import webauth
+from watchfloor_stack.compose.compose_file import load
+from watchfloor_stack.compose.dotenv import ensure_env, parse
 
 SERVERS = {"prometheus": 9090, "alertmanager": 9093, "pushgateway": 9091}
 PROMETHEUS_CONFIG = REPO / "infrastructure" / "prometheus" / "prometheus.yml"

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.binaries import pinned_binary
-from watchfloor.localmode.jaeger_config import DEFAULT_PORTS, render_config, render_jaeger
+from watchfloor_stack.localmode.jaeger_config import DEFAULT_PORTS, render_config, render_jaeger
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "infrastructure" / "jaeger" / "config.yaml"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from watchfloor.localmode import gotools
+from watchfloor_stack import gotools
 
 TOOLS = gotools.load()
 

@@ -52,6 +52,9 @@ def beats_transport(host: str, port: int, timeout: float, batch_size: int) -> Tr
         ca_certs=None,
         timeout=timeout,
     )
+    if hasattr(transport, "_batch_size"):
+        # python-logstash-async 3.x reads a class attribute (10) instead of the 4.x constant.
+        transport._batch_size = batch_size
     return transport
 
 

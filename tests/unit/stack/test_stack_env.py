@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from watchfloor.stack.dotenv import GENERATED, ensure_env, parse
+from watchfloor_stack.compose.dotenv import GENERATED, ensure_env, parse
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / ".env.example"
 
 
@@ -56,7 +56,7 @@ def test_later_runs_keep_every_value_and_add_only_missing_settings(tmp_path: Pat
 
 def test_the_cli_fills_a_hand_copied_env_and_never_prints_secrets(tmp_path: Path):
     env = tmp_path / ".env"
-    command = [sys.executable, "-m", "watchfloor.stack", "--env-file", str(env), "env"]
+    command = [sys.executable, "-m", "watchfloor_stack.compose", "--env-file", str(env), "env"]
     first = subprocess.run(command, capture_output=True, text=True, check=False)
     assert first.returncode == 0 and "created" in first.stdout
     for value in parse(env.read_text()).values():

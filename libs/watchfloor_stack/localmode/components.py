@@ -8,8 +8,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchfloor.localmode import gotools, jaeger_config
-from watchfloor.stack.webauth import PASSWORDS
+from watchfloor_stack import gotools
+from watchfloor_stack.compose.webauth import PASSWORDS
+from watchfloor_stack.localmode import jaeger_config
 
 
 @dataclass(frozen=True)

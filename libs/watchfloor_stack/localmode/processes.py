@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchfloor.localmode.components import Component
+from watchfloor_stack.localmode.components import Component
 
 
 @dataclass(frozen=True)

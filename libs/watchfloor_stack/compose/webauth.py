@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from watchfloor.stack.dotenv import parse, write_private
+from watchfloor_stack.compose.dotenv import parse, write_private
 
 USERNAME = "watchfloor"
 # Component -> the secret that is its password.

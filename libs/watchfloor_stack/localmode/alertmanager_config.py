@@ -5,7 +5,7 @@ PagerDuty key fails config loading or every notification. So `${VAR}` placeholde
 from the environment and each integration (and the global SMTP settings) whose variables are unset
 is left out: with nothing configured, every route still delivers to the alert hub.
 
-    python -m watchfloor.localmode.alertmanager_config [--output FILE]
+    python -m watchfloor_stack.localmode.alertmanager_config [--output FILE]
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from watchfloor.localmode.config import REPO
+from watchfloor_stack.assets import infrastructure
 
-TEMPLATE = REPO / "infrastructure" / "alertmanager" / "alertmanager.yml"
+TEMPLATE = infrastructure() / "alertmanager" / "alertmanager.yml"
 DEFAULTS = {"WATCHFLOOR_ALERTHUB_URL": "http://alert-hub:9095"}
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 _INTEGRATIONS = ("webhook_configs", "slack_configs", "email_configs", "pagerduty_configs")
@@ -82,7 +82,9 @@ def render(template: str, environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m watchfloor.localmode.alertmanager_config")
+    parser = argparse.ArgumentParser(
+        prog="python -m watchfloor_stack.localmode.alertmanager_config"
+    )
     parser.add_argument("--template", type=Path, default=TEMPLATE)
     parser.add_argument("--output", type=Path, help="write here (default: standard output)")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """The pinned Go servers (Prometheus, Alertmanager, Jaeger, ...): built once per release from the
 Go module proxy into a cache outside the repository, and found there by local mode and the tests.
 
-`make tools` runs `python3 -m watchfloor.localmode.gotools build` before any virtualenv exists, so
+`make tools` runs `python3 -m watchfloor_stack.gotools build` before any virtualenv exists, so
 this module imports the standard library only.
 """
 
@@ -20,7 +20,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-TOOLS_DIR = Path(__file__).resolve().parents[3] / "infrastructure" / "tools"
+from watchfloor_stack.assets import infrastructure
+
+TOOLS_DIR = infrastructure() / "tools"
 MANIFEST = TOOLS_DIR / "versions.toml"
 
 

@@ -12,7 +12,7 @@ from watchfloor_provisioning.grafana import generate
 
 pytestmark = pytest.mark.static
 
-ROOT = Path(__file__).resolve().parents[2] / "provisioning" / "grafana"
+ROOT = Path(__file__).resolve().parents[3] / "provisioning" / "grafana"
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*/*.json"))
 DATASOURCE_UIDS = {
     d["uid"]
@@ -54,7 +54,7 @@ def test_dashboard_contract(path):
 
 def test_alert_dashboard_links_point_at_real_dashboards():
     uids = {path.stem for path in DASHBOARDS}
-    rules = Path(__file__).resolve().parents[2] / "infrastructure" / "prometheus" / "rules"
+    rules = Path(__file__).resolve().parents[3] / "infrastructure" / "prometheus" / "rules"
     for path in rules.glob("*.yml"):
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:

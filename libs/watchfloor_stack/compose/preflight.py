@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watchfloor.stack.compose_file import memory_budget
+from watchfloor_stack.compose.compose_file import memory_budget
 
 MAX_MAP_COUNT_MIN = 262144
 COMPOSE_MIN = (2, 23, 1)  # inline `configs: content` (the web configs holding bcrypt hashes)

@@ -1,4 +1,4 @@
-"""`python -m watchfloor.stack env|preflight|urls`: the steps of `make up` around Compose."""
+"""`python -m watchfloor_stack.compose env|preflight|urls`: the steps of `make up` around it."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from watchfloor.stack import dotenv, preflight, webauth
-from watchfloor.stack.compose_file import InterpolationError, load, memory_budget
-
-REPO = Path(__file__).resolve().parents[3]
+from watchfloor_stack.compose import dotenv, preflight, webauth
+from watchfloor_stack.compose.compose_file import InterpolationError, load, memory_budget
 
 # What `make up` prints once the stack is healthy: (name, port variable, path, login); the
 # ports' defaults are .env.example's.
@@ -93,10 +91,10 @@ def cmd_urls(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m watchfloor.stack")
-    parser.add_argument("--env-file", type=Path, default=REPO / ".env")
-    parser.add_argument("--example", type=Path, default=REPO / ".env.example")
-    parser.add_argument("--compose-file", type=Path, default=REPO / "docker-compose.monitoring.yml")
+    parser = argparse.ArgumentParser(prog="python -m watchfloor_stack.compose")
+    parser.add_argument("--env-file", type=Path, default=Path(".env"))
+    parser.add_argument("--example", type=Path, default=Path(".env.example"))
+    parser.add_argument("--compose-file", type=Path, default=Path("docker-compose.monitoring.yml"))
     parser.add_argument("--docker", default="docker")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("env", help="create .env from .env.example, or add what it lacks")

@@ -11,11 +11,11 @@ from typing import Any
 
 import yaml
 
-from watchfloor.stack import webauth
-from watchfloor.stack.dotenv import parse, write_private
+from watchfloor_stack.assets import infrastructure
+from watchfloor_stack.compose import webauth
+from watchfloor_stack.compose.dotenv import parse, write_private
 
-REPO = Path(__file__).resolve().parents[3]
-PROMETHEUS_DIR = REPO / "infrastructure" / "prometheus"
+PROMETHEUS_DIR = infrastructure() / "prometheus"
 # Where the repo's prometheus.yml reads its password files: Compose mounts its secrets there.
 COMPOSE_SECRETS = "/run/secrets/"
 
@@ -121,7 +121,7 @@ def render_alertmanager(
     state: Path, hub_port: int, env: dict[str, str], group_wait: str | None = None
 ) -> Path:
     """Write state/alertmanager/alertmanager.yml (rendered from the repo's) and its templates."""
-    from watchfloor.localmode.alertmanager_config import TEMPLATE, render
+    from watchfloor_stack.localmode.alertmanager_config import TEMPLATE, render
 
     target = state / "alertmanager"
     target.mkdir(parents=True, exist_ok=True)
@@ -155,10 +155,10 @@ def _write_groups(path: Path, groups: list[dict[str, Any]]) -> None:
 
 
 def load_secrets(state: Path, names: tuple[str, ...], generate: bool = True) -> dict[str, str]:
-    """Each secret from the environment, else .env (WATCHFLOOR_ENV_FILE names another), else
+    """Each secret from the environment, else ./.env (WATCHFLOOR_ENV_FILE names another), else
     generated once into state/secrets.env (only read when `generate` is false)."""
     found = {name: os.environ[name] for name in names if os.environ.get(name)}
-    env_file = Path(os.environ.get("WATCHFLOOR_ENV_FILE") or REPO / ".env")
+    env_file = Path(os.environ.get("WATCHFLOOR_ENV_FILE") or ".env")
     for source in (env_file, state / "secrets.env"):
         for name, value in _read_env_file(source).items():
             if name in names and name not in found and value:

@@ -19,7 +19,9 @@ from typing import Any
 
 import yaml
 
-TEMPLATE = Path(__file__).resolve().parents[3] / "infrastructure" / "jaeger" / "config.yaml"
+from watchfloor_stack.assets import infrastructure
+
+TEMPLATE = infrastructure() / "jaeger" / "config.yaml"
 
 DEFAULT_PORTS = {
     "jaeger-otlp-grpc": 4317,

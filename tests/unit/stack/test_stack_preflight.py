@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from watchfloor.stack import preflight
-from watchfloor.stack.compose_file import (
+from watchfloor_stack.compose import preflight
+from watchfloor_stack.compose.compose_file import (
     InterpolationError,
     interpolate,
     load,
@@ -23,7 +23,7 @@ from watchfloor.stack.compose_file import (
     memory_bytes,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 GIB = 1024**3
 
 
@@ -160,8 +160,8 @@ def test_free_disk_below_elasticsearchs_flood_stage_plus_the_stacks_footprint_is
 def test_preflight_reports_every_problem_in_one_run_and_points_to_local_mode(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    from watchfloor.stack import cli
-    from watchfloor.stack.dotenv import ensure_env
+    from watchfloor_stack.compose import cli
+    from watchfloor_stack.compose.dotenv import ensure_env
 
     env_file = tmp_path / ".env"
     no_compose = _fake_docker(tmp_path, json.dumps({"MemTotal": 6 * GIB,

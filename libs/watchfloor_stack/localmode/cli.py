@@ -14,29 +14,29 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from watchfloor.localmode.components import (
+from watchfloor_stack.compose import webauth
+from watchfloor_stack.localmode.components import (
     Component,
     MissingBinaryError,
     components,
     port_variable,
     ports,
 )
-from watchfloor.localmode.config import (
-    REPO,
+from watchfloor_stack.localmode.config import (
     load_secrets,
     render_alertmanager,
     render_prometheus,
     render_web_auth,
 )
-from watchfloor.localmode.jaeger_config import render_jaeger
-from watchfloor.localmode.processes import ProcessTable
-from watchfloor.stack import webauth
+from watchfloor_stack.localmode.jaeger_config import render_jaeger
+from watchfloor_stack.localmode.processes import ProcessTable
 
 SECRETS = ("WATCHFLOOR_INGEST_TOKEN", "WATCHFLOOR_ALERTHUB_TOKEN", *webauth.PASSWORDS.values())
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("WATCHFLOOR_LOCAL_DIR") or REPO / ".local").resolve()
+    # The working directory, like `docker compose`: `make local-up` runs it from the checkout.
+    return Path(os.environ.get("WATCHFLOOR_LOCAL_DIR") or ".local").resolve()
 
 
 def healthy(component: Component, secrets: dict[str, str], timeout: float = 2.0) -> bool:

@@ -1,5 +1,0 @@
-import sys
-
-from watchfloor.localmode.cli import main
-
-sys.exit(main())

@@ -1,5 +1,0 @@
-import sys
-
-from watchfloor.stack.cli import main
-
-sys.exit(main())

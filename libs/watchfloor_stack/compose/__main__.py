@@ -1,0 +1,5 @@
+import sys
+
+from watchfloor_stack.compose.cli import main
+
+sys.exit(main())

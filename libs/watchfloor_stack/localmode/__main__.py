@@ -1,0 +1,5 @@
+import sys
+
+from watchfloor_stack.localmode.cli import main
+
+sys.exit(main())
