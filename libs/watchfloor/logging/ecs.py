@@ -26,6 +26,11 @@ DATASET_TRADING = "watchfloor.trading"
 DATASET_AUDIT = "watchfloor.audit"
 DATASETS = frozenset({DATASET_LOGS, DATASET_ERRORS, DATASET_TRADING, DATASET_AUDIT})
 
+# Records of this logger and its children default to the trading dataset (kept 365 days), so
+# trading code names its logger instead of passing `extra={"event.dataset": ...}` on every call.
+TRADING_LOGGER = "watchfloor.trading"
+_TRADING_CHILDREN = TRADING_LOGGER + "."
+
 # Attributes the caller-side handler puts on a record; never exported as extra fields.
 ATTR_CORRELATION = "_wf_correlation_id"
 ATTR_TRACE = "_wf_trace"
@@ -95,6 +100,8 @@ class EcsDocumentBuilder:
             dataset = DATASET_ERRORS
         elif requested in DATASETS and requested != DATASET_AUDIT:
             dataset = str(requested)
+        elif record.name == TRADING_LOGGER or record.name.startswith(_TRADING_CHILDREN):
+            dataset = DATASET_TRADING
         else:
             dataset = DATASET_LOGS
         doc: dict[str, Any] = {

@@ -2,8 +2,9 @@
 
 An order lives longer than any call: it is submitted in one place and acknowledged and filled
 later, often on another thread. `OrderTrace` keeps one span per order open across those events
-(ack and fills become span events, the span ends on the final fill, cancel or reject), and
-`order.context()` makes it current wherever the order is handled, so logs there carry its ids.
+(ack and fills become span events, the span ends on the final fill, cancel, reject or expiry),
+and `order.context()` makes it current wherever the order is handled, so logs there carry its
+ids.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from watchfloor.tracing.spans import TRACER, start_span
 
 
 class OrderTrace:
-    """One order's lifecycle as a span: submit → ack → fill(s) | cancel | reject."""
+    """One order's lifecycle as a span: submit → ack → fill(s) | cancel | reject | expire.
+
+    Spans only; `watchfloor.trading.OrderLifecycle` is the same object that also records the
+    catalog metrics and a trading log event at each step.
+    """
 
     def __init__(
         self,
@@ -47,9 +52,10 @@ class OrderTrace:
             attributes["trading.venue"] = venue
         if price is not None:
             attributes["trading.price"] = price
-        correlation_id = get_correlation_id()
-        if correlation_id is not None:
-            attributes[SPAN_ATTRIBUTE] = correlation_id
+        # Kept so the order's later steps, often on another thread, can name the same operation.
+        self.correlation_id = get_correlation_id()
+        if self.correlation_id is not None:
+            attributes[SPAN_ATTRIBUTE] = self.correlation_id
         self.span: Span = TRACER.start_span("order", attributes=attributes)
         self._submitted = time.monotonic()
         self.filled_quantity = 0.0
@@ -58,35 +64,59 @@ class OrderTrace:
         """Make the order's span current (logs and child spans attach to it); does not end it."""
         return trace.use_span(self.span, end_on_exit=False)
 
+    def elapsed(self) -> float:
+        """Seconds since the order was submitted (this object was created)."""
+        return time.monotonic() - self._submitted
+
     def acked(self, venue_order_id: str | None = None) -> None:
-        attributes: dict[str, AttributeValue] = {
-            "trading.ack.latency_seconds": time.monotonic() - self._submitted
-        }
+        self._add_ack(self.elapsed(), venue_order_id)
+
+    def filled(self, quantity: float, price: float, *, final: bool) -> None:
+        self._add_fill(quantity, price, final=final)
+        if final:
+            self._end("filled")
+
+    def cancelled(self, reason: str | None = None) -> None:
+        self._end("cancelled", "trading.cancel.reason", reason or None)
+
+    def rejected(self, reason: str) -> None:
+        self.span.set_status(Status(StatusCode.ERROR, f"rejected: {reason}"))
+        self._end("rejected", "trading.reject.reason", reason)
+
+    def expired(self) -> None:
+        self._end("expired")
+
+    def _add_ack(self, latency_seconds: float, venue_order_id: str | None) -> None:
+        attributes: dict[str, AttributeValue] = {"trading.ack.latency_seconds": latency_seconds}
         if venue_order_id is not None:
             attributes["trading.venue.order_id"] = venue_order_id
         self.span.add_event("order.acked", attributes)
 
-    def filled(self, quantity: float, price: float, *, final: bool) -> None:
-        self.filled_quantity += quantity
-        self.span.add_event(
-            "order.filled",
-            {"trading.fill.quantity": quantity, "trading.fill.price": price, "final": final},
-        )
-        if final:
-            self.span.set_attribute("trading.filled_quantity", self.filled_quantity)
-            self.span.set_attribute("trading.status", "filled")
-            self.span.end()
+    def _add_fill(
+        self,
+        quantity: float | None,
+        price: float | None,
+        *,
+        final: bool,
+        slippage_bps: float | None = None,
+    ) -> None:
+        """The `order.filled` event; a None value (one a caller got wrong) is left out."""
+        attributes: dict[str, AttributeValue] = {}
+        if quantity is not None:
+            self.filled_quantity += quantity
+            attributes["trading.fill.quantity"] = quantity
+        if price is not None:
+            attributes["trading.fill.price"] = price
+        attributes["final"] = final
+        if slippage_bps is not None:
+            attributes["trading.fill.slippage_bps"] = slippage_bps
+        self.span.add_event("order.filled", attributes)
 
-    def cancelled(self, reason: str | None = None) -> None:
-        self.span.set_attribute("trading.status", "cancelled")
-        if reason:
-            self.span.set_attribute("trading.cancel.reason", reason)
-        self.span.end()
-
-    def rejected(self, reason: str) -> None:
-        self.span.set_attribute("trading.status", "rejected")
-        self.span.set_attribute("trading.reject.reason", reason)
-        self.span.set_status(Status(StatusCode.ERROR, f"rejected: {reason}"))
+    def _end(self, status: str, reason_key: str | None = None, reason: str | None = None) -> None:
+        self.span.set_attribute("trading.filled_quantity", self.filled_quantity)
+        self.span.set_attribute("trading.status", status)
+        if reason_key is not None and reason is not None:
+            self.span.set_attribute(reason_key, reason)
         self.span.end()
 
 
