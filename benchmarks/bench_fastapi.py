@@ -1,47 +1,100 @@
 """instrument_app's per-request overhead against prometheus-fastapi-instrumentator's.
 
-Three identical apps are driven in-process with raw ASGI calls (no sockets, no HTTP client, so the
-overhead is not drowned in transport noise): bare, watchfloor, instrumentator. Overhead is the
-per-request time above the bare app. watchfloor is measured twice: as users get it (metrics +
-OpenTelemetry server spans + correlation ids) and with tracing off (a non-recording provider), to
-show what the metrics part alone costs against the instrumentator, which only does metrics.
+Identical apps are driven in-process with raw ASGI calls (no sockets, no HTTP client, so the
+overhead is not drowned in transport noise): bare, watchfloor, instrumentator, in paired rounds
+(each round runs every app once, in shuffled order; thread CPU time per request). Overhead is the
+per-request cost above the bare app: each instrumented app does the bare app's work and more, so
+an overhead whose interval reaches zero is inconclusive and one below zero a failed measurement
+(an earlier version printed -4.4 µs/request as a met target; see make_app). watchfloor is
+measured twice: as users get it (metrics + OpenTelemetry server spans + correlation ids) and with
+spans unsampled, to show what the metrics part alone costs against the instrumentator, which only
+does metrics (informational: it does not decide the exit code).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import time
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fastapi import FastAPI
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, DEFAULT_ON, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, TraceState
+from opentelemetry.util.types import Attributes
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 
-from _common import report
+from _measure import (
+    Block,
+    Budget,
+    Figure,
+    Target,
+    difference,
+    exit_code,
+    measure,
+    overhead_ratio,
+    report_measurement,
+)
 from watchfloor.fastapi import instrument_app
 
-REQUESTS = 3_000
-ROUNDS = 7
+REQUESTS = 300  # per app and round: ~30-60 ms
+BUDGET = Budget(max_rounds=300, max_seconds=90)
 
 
-class DiscardingExporter(SpanExporter):
-    def export(self, spans: object) -> SpanExportResult:
+class CountingExporter(SpanExporter):
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans += len(spans)
         return SpanExportResult.SUCCESS
 
 
+class SwitchableSampler(Sampler):
+    """Samples as `delegate` says. The SDK caches one tracer per instrumentation scope, so both
+    instrument_app apps share theirs: each arm sets the delegate before its block instead."""
+
+    def __init__(self) -> None:
+        self.delegate: Sampler = DEFAULT_ON
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        return self.delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"Switchable{{{self.delegate.get_description()}}}"
+
+
 def make_app() -> FastAPI:
-    app = FastAPI()
+    # FastAPI's native telemetry off in every app: with a tracer provider set it would trace
+    # the "bare" app (four spans a request) and the instrumentator's, but step aside for
+    # instrument_app's OpenTelemetry middleware, so "bare" would do more than the app measured
+    # against it. That, not noise, was the -4.4 µs/request.
+    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
 
     @app.get("/orders/{order_id}")
     async def get_order(order_id: str) -> dict[str, str]:
@@ -50,8 +103,8 @@ def make_app() -> FastAPI:
     return app
 
 
-async def drive(app: FastAPI, count: int) -> float:
-    """Seconds per request through the full ASGI stack (routing, middleware, JSON response)."""
+async def drive(app: FastAPI, count: int) -> Block:
+    """Cost per request through the full ASGI stack (routing, middleware, JSON response)."""
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
         "scheme": "http", "path": "/orders/o-1", "raw_path": b"/orders/o-1", "query_string": b"",
@@ -62,61 +115,78 @@ async def drive(app: FastAPI, count: int) -> float:
     async def receive() -> dict[str, object]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         return None
 
-    for _ in range(200):  # warm up: builds the middleware stack, caches children
-        await app(dict(scope), receive, send)
-    started = time.perf_counter()
+    cpu, wall = time.thread_time_ns(), time.perf_counter_ns()
     for _ in range(count):
         await app(dict(scope), receive, send)
-    return (time.perf_counter() - started) / count
+    return Block((time.thread_time_ns() - cpu) / count, (time.perf_counter_ns() - wall) / count)
 
 
-def overhead(app: FastAPI, bare: FastAPI) -> float:
-    """Median over rounds of (app - bare) per request, each round measuring both back to back,
-    so drift of the machine's speed between rounds cancels out."""
-    differences = []
-    for _ in range(ROUNDS):
-        differences.append(asyncio.run(drive(app, REQUESTS)) - asyncio.run(drive(bare, REQUESTS)))
-    return sorted(differences)[ROUNDS // 2]
+SETUPS: dict[str, Callable[[FastAPI], object]] = {
+    "bare": lambda app: None,
+    "instrument_app": lambda app: instrument_app(app, "bench"),
+    "instrumentator": lambda app: Instrumentator(registry=CollectorRegistry()).instrument(app),
+    "instrument_app unsampled": lambda app: instrument_app(app, "bench-unsampled"),
+}
+_THEIRS = {"instrumentator - bare": difference("instrumentator", "bare")}
+FIGURES = [
+    Figure(
+        "instrument_app overhead (metrics + spans + correlation) vs "
+        "prometheus-fastapi-instrumentator overhead (metrics only), thread CPU",
+        overhead_ratio("instrument_app", "instrumentator", "bare"),
+        Target.parse("<= 1.0x"),
+        overheads={"instrument_app - bare": difference("instrument_app", "bare"), **_THEIRS},
+    ),
+    Figure(
+        "instrument_app overhead with spans unsampled (metrics + correlation) vs "
+        "prometheus-fastapi-instrumentator overhead, thread CPU",
+        overhead_ratio("instrument_app unsampled", "instrumentator", "bare"),
+        Target.parse("<= 1.0x"),
+        overheads={
+            "instrument_app unsampled - bare": difference("instrument_app unsampled", "bare"),
+            **_THEIRS,
+        },
+        gating=False,
+    ),
+]
 
 
 def main() -> int:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(DiscardingExporter()))
+    sampler = SwitchableSampler()
+    provider = TracerProvider(sampler=sampler)
+    exporter = CountingExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    loop = asyncio.new_event_loop()
+    try:
+        arms, spans = {}, {}
+        for name, instrument in SETUPS.items():
+            app = make_app()
+            instrument(app)
+            arms[name] = _arm(loop, app, sampler, sampled=not name.endswith("unsampled"))
+            before = exporter.spans
+            arms[name]()
+            spans[name] = exporter.spans - before
+        if {name for name, count in spans.items() if count} != {"instrument_app"}:
+            raise RuntimeError(f"only instrument_app should record spans, got {spans}")
+        result = measure(arms, FIGURES, budget=BUDGET)
+    finally:
+        loop.close()
+    report_measurement(result, per="request")
+    return exit_code(result.outcomes)
 
-    bare = make_app()
-    ours = make_app()
-    instrument_app(ours, "bench")
-    theirs = make_app()
-    Instrumentator(registry=CollectorRegistry()).instrument(theirs)
-    ours_s, theirs_s = overhead(ours, bare), overhead(theirs, bare)
 
-    provider._sampler = ALWAYS_OFF  # tracing off for the metrics-only figure
-    metrics_only = make_app()
-    instrument_app(metrics_only, "bench-metrics-only")
-    ours_untraced = overhead(metrics_only, bare)
+def _arm(
+    loop: asyncio.AbstractEventLoop, app: FastAPI, sampler: SwitchableSampler, *, sampled: bool
+) -> Callable[[], Block]:
+    def run() -> Block:
+        sampler.delegate = DEFAULT_ON if sampled else ALWAYS_OFF
+        gc.collect()
+        return loop.run_until_complete(drive(app, REQUESTS))
 
-    print(f"  bare app: {asyncio.run(drive(bare, REQUESTS)) * 1e6:.1f} µs/request")
-    met = report(
-        "instrument_app overhead (metrics + spans + correlation)",
-        ours_s * 1e6,
-        baseline_name="prometheus-fastapi-instrumentator overhead (metrics only)",
-        baseline=theirs_s * 1e6,
-        unit="µs/request",
-        target="<= 1.0x",
-    )
-    report(
-        "instrument_app overhead with spans unsampled (metrics + correlation)",
-        ours_untraced * 1e6,
-        baseline_name="prometheus-fastapi-instrumentator overhead (metrics only)",
-        baseline=theirs_s * 1e6,
-        unit="µs/request",
-        target="<= 1.0x",
-    )
-    return 0 if met else 1
+    return run
 
 
 if __name__ == "__main__":
