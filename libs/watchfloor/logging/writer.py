@@ -15,6 +15,7 @@ import orjson
 from watchfloor.logging.audit import AuditChain
 from watchfloor.logging.ecs import ATTR_AUDIT, EcsDocumentBuilder, iso_timestamp
 from watchfloor.logging.spool import Spool
+from watchfloor.metrics.log_events import LogEventTally
 from watchfloor.metrics.shipping import LOG_EVENTS_ACCEPTED
 
 STOP = object()
@@ -45,6 +46,7 @@ class Writer(threading.Thread):
         self._id_prefix = uuid.uuid4().hex[:16]
         self._sequence = 0
         self._pid = os.getpid()
+        self._tally = LogEventTally()
 
     def run(self) -> None:
         records = self._records
@@ -69,6 +71,7 @@ class Writer(threading.Thread):
     def _write(self, batch: list[Any]) -> None:
         lines = [self._serialise(record) for record in batch]
         LOG_EVENTS_ACCEPTED.inc(len(lines))
+        self._tally.flush()
         if self._stream is not None:
             try:
                 self._stream.write(b"\n".join(lines).decode() + "\n")
@@ -88,16 +91,18 @@ class Writer(threading.Thread):
         try:
             document = self._builder.build(record, event_id, self._sequence)
             if getattr(record, ATTR_AUDIT, None) is not None:
-                return self._audit.seal(document)
-            return orjson.dumps(document, default=str, option=orjson.OPT_NON_STR_KEYS)
+                line = self._audit.seal(document)
+            else:
+                line = orjson.dumps(document, default=str, option=orjson.OPT_NON_STR_KEYS)
         except Exception as exc:
-            return orjson.dumps(
-                {
-                    "@timestamp": iso_timestamp(record.created),
-                    "log.level": record.levelname.lower(),
-                    "message": self._builder.mask_text(str(record.msg)[:10_000]),
-                    "event": {"id": event_id, "dataset": "watchfloor.errors", "kind": "event"},
-                    "error": {"type": type(exc).__name__, "message": f"unformattable: {exc}"},
-                    "process": {"pid": self._pid},
-                }
-            )
+            document = {
+                "@timestamp": iso_timestamp(record.created),
+                "log.level": record.levelname.lower(),
+                "message": self._builder.mask_text(str(record.msg)[:10_000]),
+                "event": {"id": event_id, "dataset": "watchfloor.errors", "kind": "event"},
+                "error": {"type": type(exc).__name__, "message": f"unformattable: {exc}"},
+                "process": {"pid": self._pid},
+            }
+            line = orjson.dumps(document)
+        self._tally.add(record.levelno, document)
+        return line
