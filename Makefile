@@ -13,6 +13,10 @@ DOCKER ?= docker
 # WATCHFLOOR_MEMORY_LOCK=1 locks Elasticsearch's heap in RAM (engines that allow the ulimit).
 COMPOSE := $(DOCKER) compose -f docker-compose.monitoring.yml \
 	$(if $(filter 1 true yes,$(WATCHFLOOR_MEMORY_LOCK)),-f docker-compose.memory-lock.yml)
+# `make up-scale`: the scale profile merged over it, as its own project (docs/scale-profile.md).
+SCALE_PROJECT := watchfloor-scale
+COMPOSE_SCALE := $(DOCKER) compose -f docker-compose.monitoring.yml -f docker-compose.scale.yml \
+	$(if $(filter 1 true yes,$(WATCHFLOOR_MEMORY_LOCK)),-f docker-compose.memory-lock.yml -f docker-compose.scale.memory-lock.yml)
 # `make up`'s helpers get their own small virtualenv: PyYAML and bcrypt, not the dev
 # tools (.venv is for tests and linters). It lives under .venv, which git and Docker ignore.
 STACK_VENV ?= .venv/stack
@@ -21,7 +25,8 @@ STACK := PYTHONPATH=libs $(STACK_VENV)/bin/python -m watchfloor_stack.compose --
 	--example .env.example --compose-file docker-compose.monitoring.yml --docker $(DOCKER)
 
 .PHONY: help install test test-unit test-integration lint format bench lock clean-venv \
-	test-lowest local-up local-down local-status dashboards up down ps logs clean validate tools tools-env
+	test-lowest local-up local-down local-status dashboards up down ps logs clean validate tools tools-env \
+	up-scale down-scale
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -47,6 +52,18 @@ $(STACK_STAMP): pyproject.toml requirements.lock libs/watchfloor_stack/compose/r
 down: ## stop the stack, keep its data
 	$(COMPOSE) --profile setup down --remove-orphans
 
+up-scale: $(STACK_STAMP) ## the scale profile instead (3 Elasticsearch nodes, HA Prometheus/Alertmanager, VictoriaMetrics, Kafka; 32 GB)
+	$(STACK) env
+	@# The project name lets pre-flight tell the profile's own running containers from others.
+	COMPOSE_PROJECT_NAME=$(SCALE_PROJECT) $(STACK) preflight
+	$(COMPOSE_SCALE) up -d --build --wait --wait-timeout 900
+	$(COMPOSE_SCALE) kill --signal SIGHUP prometheus prometheus-b alertmanager alertmanager-2 alertmanager-3
+	$(COMPOSE_SCALE) run --rm kibana-setup
+	$(STACK) urls
+
+down-scale: ## stop the scale profile, keep its data
+	$(COMPOSE_SCALE) --profile setup down --remove-orphans
+
 ps: ## the stack's containers and their health
 	$(COMPOSE) ps --all
 
@@ -63,8 +80,9 @@ validate: install tools ## every static check of the stack's configuration (no D
 	@if docker compose version >/dev/null 2>&1; then \
 	  env_file=$$(mktemp) && rm "$$env_file" && \
 	  PYTHONPATH=libs $(BIN)/python -m watchfloor_stack.compose --env-file "$$env_file" env >/dev/null && \
-	  $(COMPOSE) --env-file "$$env_file" --profile setup config --quiet && rm -f "$$env_file" && \
-	  echo "docker compose config: ok"; \
+	  $(COMPOSE) --env-file "$$env_file" --profile setup config --quiet && \
+	  $(COMPOSE_SCALE) --env-file "$$env_file" --profile setup config --quiet && rm -f "$$env_file" && \
+	  echo "docker compose config: ok (single-node and scale profile)"; \
 	else echo "docker compose config: skipped (no Compose v2 here; tests/static validated the file)"; fi
 
 install: $(STAMP) ## create .venv and install watchfloor with its pinned dependencies
@@ -121,8 +139,8 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
 
-bench: install ## run the benchmarks; each figure is printed as a ratio to its baseline
-	$(BIN)/python benchmarks/run.py
+bench: install ## run the benchmarks, each figure with its 95% interval (see benchmarks/README.md; BENCH_ARGS=...)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 lock: ## re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -13,6 +13,10 @@ KIBANA_SYSTEM_PASSWORD, LOGSTASH_WRITER_PASSWORD, JAEGER_WRITER_PASSWORD, GRAFAN
 ELASTICSEARCH_EXPORTER_PASSWORD, TRACE_RETENTION_PASSWORD. The objects are read from provisioning/ in the repository, or
 from WATCHFLOOR_PROVISIONING_DIR (the Compose jobs mount the repository's provisioning/ there).
 
+WATCHFLOOR_INDEX_REPLICAS, when set, is the number_of_replicas of every component template that
+sets one (the files say 0: one node could never assign a replica); the scale profile's three
+nodes set it to 1 (docker-compose.scale.yml).
+
 Compose runs two stages: Elasticsearch's objects and users before Kibana, Logstash, Jaeger and
 Grafana start (they log in with those users), and Kibana's saved objects once Kibana is healthy,
 since they go through Kibana's own API.
@@ -45,6 +49,7 @@ USERS = {  # user → (role, password variable)
     "watchfloor_trace_retention": ("watchfloor_trace_retention", "TRACE_RETENTION_PASSWORD"),
 }
 STAGES = ("all", "elasticsearch", "kibana")
+REPLICAS = "WATCHFLOOR_INDEX_REPLICAS"
 
 
 class SetupError(RuntimeError):
@@ -85,7 +90,9 @@ def plan(env: Mapping[str, str]) -> list[Step]:
                 _call("ilm.put_lifecycle", name=name, policy=body["policy"]),
             )
         )
-    for name, body in _load("component_templates").items():
+    replicas = _replicas(env)
+    for name, written in _load("component_templates").items():
+        body = written if replicas is None else _with_replicas(written, replicas)
         steps.append(
             Step(
                 f"PUT _component_template/{name}",
@@ -111,6 +118,26 @@ def plan(env: Mapping[str, str]) -> list[Step]:
     steps.append(Step("POST _security/user/kibana_system/_password",
                       _call("security.change_password", username="kibana_system", password=kibana_password)))  # fmt: skip
     return steps
+
+
+def _replicas(env: Mapping[str, str]) -> int | None:
+    value = env.get(REPLICAS, "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise SetupError(
+            f"{REPLICAS} must be a whole number of replicas (0 or more), not {value!r}"
+        )
+    return int(value)
+
+
+def _with_replicas(body: dict[str, Any], replicas: int) -> dict[str, Any]:
+    """A copy of a component template whose number_of_replicas, if it sets one, is `replicas`."""
+    index = body.get("template", {}).get("settings", {}).get("index", {})
+    if "number_of_replicas" not in index:
+        return body
+    settings = {**body["template"]["settings"], "index": {**index, "number_of_replicas": replicas}}
+    return {**body, "template": {**body["template"], "settings": settings}}
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -49,7 +49,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     reason = _docker_unavailable_reason()
     for item in e2e:
         item.add_marker(pytest.mark.e2e)
-    if reason is None and any("test_compose_stack" in str(item.fspath) for item in e2e):
+    compose_modules = ("test_compose_stack", "test_scale_profile")
+    if reason is None and any(m in str(item.fspath) for item in e2e for m in compose_modules):
         reason = _compose_v2_missing_reason()
     if reason is None:
         return

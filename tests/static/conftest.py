@@ -1,4 +1,10 @@
-"""The Compose stack as Compose resolves it with the .env a first `make up` writes."""
+"""The Compose stack as Compose resolves it with the .env a first `make up` writes.
+
+`compose` and `raw_compose` are parametrized over the profiles (tests/compose_merge.py): the
+single-node stack (`base`, make up) and the scale profile merged over it (`scale`, make
+up-scale), so every check of the Compose model holds for both; `profile` names the one a test
+runs with, for the few figures that differ.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from watchfloor_stack.compose.compose_file import load
+from tests.compose_merge import BASE_FILE, PROFILES, load_profile, raw_profile
 from watchfloor_stack.compose.dotenv import GENERATED, generate, parse
 
 REPO = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = REPO / "docker-compose.monitoring.yml"
+COMPOSE_FILE = BASE_FILE
 ENV_EXAMPLE = REPO / ".env.example"
 
 
@@ -28,15 +33,19 @@ def env() -> dict[str, str]:
     return first_run_env()
 
 
-@pytest.fixture(scope="session")
-def compose(env: dict[str, str]) -> dict[str, Any]:
-    return load(COMPOSE_FILE, env)
+@pytest.fixture(scope="session", params=list(PROFILES))
+def profile(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")
-def raw_compose() -> dict[str, Any]:
-    raw: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
-    return raw
+def compose(env: dict[str, str], profile: str) -> dict[str, Any]:
+    return load_profile(PROFILES[profile], env)
+
+
+@pytest.fixture(scope="session")
+def raw_compose(profile: str) -> dict[str, Any]:
+    return raw_profile(PROFILES[profile])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -12,11 +12,21 @@ from typing import Any
 
 import yaml
 
-from tests.static.conftest import COMPOSE_FILE, REPO
-from watchfloor_stack.compose.compose_file import load, long_running, memory_bytes
+from tests.compose_merge import PROFILES, merge_all, raw_profile
+from tests.static.conftest import REPO
+from watchfloor_stack.compose.compose_file import long_running, memory_bytes
 
 MAKEFILE = (REPO / "Makefile").read_text()
 MEMORY_LOCK_FILE = REPO / "docker-compose.memory-lock.yml"
+# What WATCHFLOOR_MEMORY_LOCK=1 adds to each profile's files (the scale profile: for its other nodes).
+MEMORY_LOCK_FILES = {
+    "base": (MEMORY_LOCK_FILE,),
+    "scale": (MEMORY_LOCK_FILE, REPO / "docker-compose.scale.memory-lock.yml"),
+}
+# Elasticsearch's discovery: one node skips the production bootstrap checks, three enforce them.
+DISCOVERY = {"base": "single-node", "scale": "multi-node"}
+# The Make target that starts each profile.
+UP_TARGET = {"base": "up", "scale": "up-scale"}
 WATCHFLOOR_IMAGE = "watchfloor/python:0.1.0"
 
 # Each non-root image's user and the directories its image creates owned by that user: an empty
@@ -34,7 +44,14 @@ IMAGE_USERS: dict[str, tuple[str, set[str]]] = {
     "prom/pushgateway": ("65534", {"/pushgateway"}),
     # grafana/grafana Dockerfile: GF_UID 472 owns GF_PATHS_DATA=/var/lib/grafana.
     "grafana/grafana": ("472", {"/var/lib/grafana"}),
+    # apache/kafka docker/jvm/Dockerfile: `adduser ... appuser` (Alpine's first uid, 1000) and
+    # `chown appuser:root -R /var/lib/kafka`; USER appuser.
+    "apache/kafka": ("1000", {"/var/lib/kafka/data"}),
+    # VictoriaMetrics' images (deployment/docker/base/Dockerfile on Alpine) set no USER: root.
+    "victoriametrics/vmstorage": ("0", set()),
 }
+# root (uid 0) writes wherever its volume is mounted.
+ROOT = "0"
 
 
 def _dockerfile_owned_dirs() -> dict[str, str]:
@@ -98,31 +115,48 @@ def test_no_bind_mount_asks_for_propagation_docker_desktop_refuses(compose: dict
     assert "/:/host:ro" in compose["services"]["node-exporter"]["volumes"]
 
 
-def test_memory_locking_is_opt_in_and_swap_is_off_for_elasticsearch(compose: dict[str, Any]):
+def _elasticsearch_nodes(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: service for name, service in long_running(compose).items()
+        if service["image"].startswith("docker.elastic.co/elasticsearch/")
+    }  # fmt: skip
+
+
+def test_memory_locking_is_opt_in_and_swap_is_off_for_elasticsearch(
+    compose: dict[str, Any], profile: str
+):
     """Rootless Docker and Podman cannot raise RLIMIT_MEMLOCK, so `ulimits.memlock: -1` stops the
-    container from starting there; single-node discovery does not enforce the bootstrap check."""
+    container from starting there; with the lock off, no discovery mode enforces the check."""
     for name, service in compose["services"].items():
         assert "memlock" not in service.get("ulimits", {}), f"{name} raises the memlock ulimit"
-    es = compose["services"]["elasticsearch"]
-    assert es["environment"]["discovery.type"] == "single-node"
-    # elasticsearch.yml asks for the lock; the environment (-E) overrides it unless opted in.
-    assert es["environment"]["bootstrap.memory_lock"] == "false"
-    assert memory_bytes(es["memswap_limit"]) == memory_bytes(es["mem_limit"])
-    # The opt-in: an override file Make adds with WATCHFLOOR_MEMORY_LOCK=1.
-    override = yaml.safe_load(MEMORY_LOCK_FILE.read_text())["services"]["elasticsearch"]
-    assert override["ulimits"]["memlock"] == {"soft": -1, "hard": -1}
-    assert override["environment"]["bootstrap.memory_lock"] == "true"
-    assert "-f docker-compose.memory-lock.yml" in MAKEFILE
+    nodes = _elasticsearch_nodes(compose)
+    assert len(nodes) == {"base": 1, "scale": 3}[profile]
+    for name, es in nodes.items():
+        assert es["environment"].get("discovery.type", DISCOVERY[profile]) == DISCOVERY[profile]
+        # elasticsearch.yml asks for the lock; the environment (-E) overrides it unless opted in.
+        assert es["environment"]["bootstrap.memory_lock"] == "false", name
+        assert memory_bytes(es["memswap_limit"]) == memory_bytes(es["mem_limit"]), name
+    # The opt-in: override files Make adds with WATCHFLOOR_MEMORY_LOCK=1, locking every node.
+    raw = raw_profile(PROFILES[profile])
+    locked = merge_all([raw, *(yaml.safe_load(p.read_text()) for p in MEMORY_LOCK_FILES[profile])])
+    for name in nodes:
+        service = locked["services"][name]
+        assert service["ulimits"]["memlock"] == {"soft": -1, "hard": -1}, name
+        assert service["environment"]["bootstrap.memory_lock"] == "true", name
+    for path in MEMORY_LOCK_FILES[profile]:
+        assert f"-f {path.name}" in MAKEFILE
     assert "WATCHFLOOR_MEMORY_LOCK" in MAKEFILE
 
 
-def test_every_named_volume_is_writable_by_its_images_user(compose: dict[str, Any]):
+def test_every_named_volume_is_writable_by_its_images_user(compose: dict[str, Any], profile: str):
     users = _users()
     writers: dict[str, str] = {}
     checked = 0
     for name, service in compose["services"].items():
         repository = service["image"].rsplit(":", 1)[0]
-        if repository == WATCHFLOOR_IMAGE.rsplit(":", 1)[0]:
+        if str(service.get("user", "")).split(":")[0] == ROOT:
+            uid, owned = ROOT, set()
+        elif repository == WATCHFLOOR_IMAGE.rsplit(":", 1)[0]:
             uid = str(service.get("user", "10001")).split(":")[0]
             owned = {
                 path for key, (owner, paths) in users.items()
@@ -136,11 +170,13 @@ def test_every_named_volume_is_writable_by_its_images_user(compose: dict[str, An
         for source, target, read_only in _named_volumes(service):
             if read_only:
                 continue
-            assert target in owned, (
+            assert uid == ROOT or target in owned, (
                 f"{name}: volume {source} at {target}, which {repository} does not create for "
                 f"uid {uid} (it does: {sorted(owned)}), so it is root-owned and not writable"
             )
-            writers[source] = uid
+            # A root job that hands its files over (`chown -R UID:GID`) writes them as UID.
+            handed = re.search(r"chown -R (\d+):\d+ ", " ".join(service.get("command") or []))
+            writers[source] = handed[1] if uid == ROOT and handed else uid
             checked += 1
     # A read-only mount reads what another service wrote (files 0600): the same user.
     for name, service in compose["services"].items():
@@ -151,7 +187,7 @@ def test_every_named_volume_is_writable_by_its_images_user(compose: dict[str, An
                     or users[service["image"].rsplit(":", 1)[0]][0]
                 )
                 assert writers[source] == uid, f"{name} reads {source} written by {writers[source]}"
-    assert checked == 8
+    assert checked == {"base": 8, "scale": 18}[profile]
 
 
 def test_pushgateway_persists_inside_its_volume(compose: dict[str, Any]):
@@ -162,12 +198,21 @@ def test_pushgateway_persists_inside_its_volume(compose: dict[str, Any]):
     assert str(path.parent) in mounted
 
 
-def test_a_second_make_up_applies_re_rendered_and_mounted_configuration(compose: dict[str, Any]):
+def _servers(compose: dict[str, Any], *repositories: str) -> list[str]:
+    return [
+        name for name, service in long_running(compose).items()
+        if service["image"].rsplit(":", 1)[0] in repositories
+    ]  # fmt: skip
+
+
+def test_a_second_make_up_applies_re_rendered_and_mounted_configuration(
+    compose: dict[str, Any], profile: str
+):
     """Alertmanager reloads only on SIGHUP or POST /-/reload; re-rendering its file is not enough."""
-    alertmanager = compose["services"]["alertmanager"]
-    assert alertmanager["depends_on"]["alertmanager-config"] == {
-        "condition": "service_completed_successfully", "restart": True,
-    }  # fmt: skip
+    for name in _servers(compose, "prom/alertmanager"):
+        assert compose["services"][name]["depends_on"]["alertmanager-config"] == {
+            "condition": "service_completed_successfully", "restart": True,
+        }, name  # fmt: skip
     # Compose recreates the job (and so restarts Alertmanager) when its environment changes:
     # every receiver setting of .env reaches it.
     job = compose["services"]["alertmanager-config"]["environment"]
@@ -177,14 +222,17 @@ def test_a_second_make_up_applies_re_rendered_and_mounted_configuration(compose:
     ).read_text()
     used = set(re.findall(r"WATCHFLOOR_[A-Z_]+", template + renderer))
     assert used and used <= set(job), f"not passed to alertmanager-config: {used - set(job)}"
-    # Template edits do not recreate the job: `make up` tells both servers to re-read.
-    up = MAKEFILE.split("\nup:", 1)[1].split("\n\n", 1)[0]
+    # Template edits do not recreate the job: `make up` tells every server to re-read.
+    up = MAKEFILE.split(f"\n{UP_TARGET[profile]}:", 1)[1].split("\n\n", 1)[0]
     start = up.index("up -d --build")
-    reload = up.index("kill --signal SIGHUP prometheus alertmanager")
-    assert start < reload
+    reload = re.search(r"kill --signal SIGHUP ([a-z0-9 -]+)", up)
+    assert reload and start < reload.start()
+    servers = _servers(compose, "prom/prometheus", "prom/alertmanager")
+    assert sorted(reload[1].split()) == sorted(servers)
 
 
 def test_cadvisor_is_pinned_limited_healthchecked_and_scraped(compose: dict[str, Any]):
+    config = _mounted(compose["services"]["prometheus"], "/etc/prometheus/prometheus.yml")
     cadvisor = compose["services"]["cadvisor"]
     # google/cadvisor publishes v0.53.0 and later on ghcr.io (README; publish-container.yml).
     assert re.fullmatch(r"ghcr\.io/google/cadvisor:v0\.\d+\.\d+", cadvisor["image"])
@@ -196,15 +244,25 @@ def test_cadvisor_is_pinned_limited_healthchecked_and_scraped(compose: dict[str,
     assert "--store_container_labels=false" in cadvisor["command"]
     assert not [a for a in cadvisor["command"] if a.startswith("--env_metadata_whitelist")]
     assert "ports" not in cadvisor  # scraped inside the network only
-    prometheus = yaml.safe_load((REPO / "infrastructure/prometheus/prometheus.yml").read_text())
+    prometheus = yaml.safe_load(config.read_text())
     jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
     assert jobs["cadvisor"]["file_sd_configs"] == [{"files": ["targets/cadvisor.yml"]}]
 
 
-def test_the_compose_file_and_the_override_merge_to_a_valid_file(env: dict[str, str]):
-    merged = load(COMPOSE_FILE, env)
-    override = yaml.safe_load(MEMORY_LOCK_FILE.read_text())
-    assert set(override) == {"services"} and set(override["services"]) == {"elasticsearch"}
-    assert set(override["services"]["elasticsearch"]) <= set(
-        merged["services"]["elasticsearch"]
-    ) | {"ulimits"}
+def _mounted(service: dict[str, Any], target: str) -> Path:
+    """The repository file a service bind-mounts at `target` (the last mount there wins)."""
+    (source,) = [v.split(":")[0] for v in service["volumes"] if v.split(":")[1] == target]
+    return REPO / source
+
+
+def test_the_compose_files_and_the_memory_lock_overrides_merge_to_a_valid_file(
+    compose: dict[str, Any], profile: str
+):
+    nodes = _elasticsearch_nodes(compose)
+    for path in MEMORY_LOCK_FILES[profile]:
+        override = yaml.safe_load(path.read_text())
+        assert set(override) == {"services"} and set(override["services"]) <= set(nodes), path
+        for name, service in override["services"].items():
+            assert set(service) <= set(nodes[name]) | {"ulimits"}, name
+    assert {name for p in MEMORY_LOCK_FILES[profile]
+            for name in yaml.safe_load(p.read_text())["services"]} == set(nodes)  # fmt: skip

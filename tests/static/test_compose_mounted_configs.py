@@ -35,21 +35,35 @@ def _flag(command: list[str], name: str) -> str:
     return next(arg.split("=", 1)[1] for arg in command if arg.startswith(f"--{name}="))
 
 
+def _running(compose: dict[str, Any], repository: str) -> dict[str, dict[str, Any]]:
+    """The services running `repository`'s image: one per server, two or three in the scale profile."""
+    found = {
+        name: service for name, service in compose["services"].items()
+        if service["image"].rsplit(":", 1)[0] == repository
+    }  # fmt: skip
+    assert found, repository
+    return found
+
+
 def test_promtool_accepts_the_prometheus_config_as_mounted(compose: dict[str, Any], tmp_path: Path):
     promtool = pinned_binary("promtool")
-    prometheus = compose["services"]["prometheus"]
-    _materialise(prometheus, tmp_path)
-    # A user's targets file, as README "Scraping your services" shows.
-    example = REPO / "infrastructure" / "prometheus" / "targets" / "services.example.yml"
-    (tmp_path / "etc/prometheus/services/orders.yml").write_text(
-        example.read_text().replace("[]", "")
-        .replace("# - targets", "- targets").replace("#   ", "  ")
-    )  # fmt: skip
-    config = tmp_path / _flag(prometheus["command"], "config.file").lstrip("/")
-    result = subprocess.run([promtool, "check", "config", str(config)],
-                            capture_output=True, text=True, check=False)  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rule files found" in result.stdout + result.stderr
+    for name, prometheus in _running(compose, "prom/prometheus").items():
+        root = tmp_path / name
+        _materialise(prometheus, root)
+        # A user's targets file, as README "Scraping your services" shows.
+        example = REPO / "infrastructure" / "prometheus" / "targets" / "services.example.yml"
+        (root / "etc/prometheus/services/orders.yml").write_text(
+            example.read_text().replace("[]", "")
+            .replace("# - targets", "- targets").replace("#   ", "  ")
+        )  # fmt: skip
+        config = root / _flag(prometheus["command"], "config.file").lstrip("/")
+        # The container's environment, which external_labels may name (the scale profile's replica).
+        env = {"PATH": "/usr/bin:/bin", **(prometheus.get("environment") or {})}
+        result = subprocess.run([promtool, "check", "config", str(config)],
+                                capture_output=True, text=True, check=False, env=env)  # fmt: skip
+        assert result.returncode == 0, f"{name}: {result.stdout + result.stderr}"
+        rules = len(list((REPO / "infrastructure" / "prometheus" / "rules").glob("*.yml")))
+        assert f"SUCCESS: {rules} rule files found" in result.stdout + result.stderr
 
 
 def test_amtool_accepts_what_the_alertmanager_config_job_renders(
@@ -64,10 +78,10 @@ def test_amtool_accepts_what_the_alertmanager_config_job_renders(
     (tmp_path / "etc/alertmanager-rendered").mkdir(parents=True)
     subprocess.run(["sh", "-ec", script], env={**job["environment"], "PATH": "/usr/bin:/bin"},
                    check=True)  # fmt: skip
-    # Alertmanager mounts that volume where its --config.file points.
-    alertmanager = compose["services"]["alertmanager"]
-    config = _flag(alertmanager["command"], "config.file")
-    assert f"alertmanager-config:{Path(config).parent}:ro" in alertmanager["volumes"]
+    # Every Alertmanager mounts that volume where its --config.file points.
+    for name, alertmanager in _running(compose, "prom/alertmanager").items():
+        config = _flag(alertmanager["command"], "config.file")
+        assert f"alertmanager-config:{Path(config).parent}:ro" in alertmanager["volumes"], name
     rendered = tmp_path / "etc/alertmanager-rendered/alertmanager.yml"
     assert (rendered.stat().st_mode & 0o777) == 0o600
     assert compose["services"]["alertmanager-config"]["user"] == "65534:65534"

@@ -16,7 +16,7 @@ from watchfloor_stack.compose.compose_file import load
 from watchfloor_stack.compose.dotenv import ensure_env, parse
 
 SERVERS = {"prometheus": 9090, "alertmanager": 9093, "pushgateway": 9091}
-PROMETHEUS_CONFIG = REPO / "infrastructure" / "prometheus" / "prometheus.yml"
+IMAGES = {f"prom/{kind}": kind for kind in SERVERS}
 DATASOURCES = REPO / "provisioning" / "grafana" / "datasources" / "datasources.yml"
 
 
@@ -24,13 +24,30 @@ def _flag(command: list[str], name: str) -> str:
     return next(arg.split("=", 1)[1] for arg in command if arg.startswith(f"--{name}="))
 
 
+def _servers(raw_compose: dict[str, Any]) -> dict[str, str]:
+    """Each service running one of the three servers (the scale profile runs several) -> kind."""
+    servers = {
+        name: IMAGES[service["image"].rsplit(":", 1)[0]]
+        for name, service in raw_compose["services"].items()
+        if service["image"].rsplit(":", 1)[0] in IMAGES
+    }
+    assert set(servers.values()) == set(SERVERS)
+    return servers
+
+
+def _prometheus_config(service: dict[str, Any]) -> Path:
+    target = _flag(service["command"], "config.file")
+    (source,) = [v.split(":")[0] for v in service["volumes"] if v.split(":")[1] == target]
+    return REPO / source
+
+
 def test_each_server_reads_a_web_config_holding_its_hash(raw_compose: dict[str, Any]):
-    for name in SERVERS:
+    for name, kind in _servers(raw_compose).items():
         service = raw_compose["services"][name]
         target = _flag(service["command"], "web.config.file")
         mounted = {c["target"]: c["source"] for c in service["configs"]}
         content = raw_compose["configs"][mounted[target]]["content"]
-        secret = webauth.PASSWORDS[name]
+        secret = webauth.PASSWORDS[kind]
         assert yaml.safe_load(content) == {
             "basic_auth_users": {
                 webauth.USERNAME: f"${{{webauth.hash_variable(secret)}:?run make up, which derives it in .env}}"
@@ -41,21 +58,27 @@ def test_each_server_reads_a_web_config_holding_its_hash(raw_compose: dict[str, 
 
 
 def test_each_healthcheck_authenticates(raw_compose: dict[str, Any]):
-    for name, port in SERVERS.items():
-        service = raw_compose["services"][name]
-        secret = webauth.PASSWORDS[name].lower()
+    for name, kind in _servers(raw_compose).items():
+        service, port = raw_compose["services"][name], SERVERS[kind]
+        secret = webauth.PASSWORDS[kind].lower()
         assert secret in service["secrets"], f"{name} cannot read its own password"
         check = service["healthcheck"]["test"][-1]
         assert f"http://{webauth.USERNAME}:$$(cat /run/secrets/{secret})@localhost:{port}/" in check
 
 
 def test_prometheus_presents_each_password_it_needs(raw_compose: dict[str, Any]):
-    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    for name, kind in _servers(raw_compose).items():
+        if kind == "prometheus":
+            _presents_each_password(raw_compose["services"][name])
+
+
+def _presents_each_password(service: dict[str, Any]) -> None:
+    config = yaml.safe_load(_prometheus_config(service).read_text())
     clients = {job["job_name"]: job for job in config["scrape_configs"]}
     clients["alerting"] = config["alerting"]["alertmanagers"][0]
     needed = {"prometheus": "prometheus", "alertmanager": "alertmanager",
               "pushgateway": "pushgateway", "alerting": "alertmanager"}  # fmt: skip
-    granted = set(raw_compose["services"]["prometheus"]["secrets"])
+    granted = set(service["secrets"])
     for client, server in needed.items():
         secret = webauth.PASSWORDS[server].lower()
         assert clients[client]["basic_auth"] == {

@@ -19,7 +19,28 @@ from watchfloor_provisioning.elastic import ELASTICSEARCH, USERS
 
 INFRA = REPO / "infrastructure"
 PIPELINE = (INFRA / "logstash" / "pipeline" / "watchfloor.conf").read_text()
-TARGETS = INFRA / "prometheus" / "targets" / "compose"
+# Not scraped, and why. Elasticsearch, Logstash and Kibana are scraped through their exporters
+# (Kibana: none exists for 9.x without the Elastic agent; its health is Compose's healthcheck; the
+# one Elasticsearch exporter reads every node), trace-retention is an hourly sweep whose health is
+# its heartbeat, and Kafka has no Prometheus endpoint (the Jaeger collector's and ingester's
+# metrics show what goes through it).
+UNSCRAPED = {
+    "base": {"elasticsearch", "logstash", "kibana", "trace-retention"},
+    "scale": {"elasticsearch", "elasticsearch-2", "elasticsearch-3", "logstash", "logstash-2",
+              "kibana", "trace-retention", "kafka"},
+}  # fmt: skip
+# The Jaeger index replicas: none on one node (never assignable), one on three.
+JAEGER_REPLICAS = {"base": 0, "scale": 1}
+
+
+def _target_files(compose: dict[str, Any]) -> list[Path]:
+    """The file_sd target files Prometheus mounts (targets/compose; the scale profile's too)."""
+    return [
+        path
+        for volume in compose["services"]["prometheus"]["volumes"]
+        if volume.split(":")[1].endswith("targets")
+        for path in sorted((REPO / volume.split(":")[0]).glob("*.yml"))
+    ]
 
 
 def _role(name: str) -> dict[str, Any]:
@@ -52,7 +73,7 @@ def test_prometheus_compose_targets_name_services_on_the_ports_they_listen_on(
     compose: dict[str, Any],
 ):
     defaults = {"node-exporter": 9100}  # its default listen port, not repeated in its definition
-    for path in TARGETS.glob("*.yml"):
+    for path in _target_files(compose):
         for group in yaml.safe_load(path.read_text()):
             for target in group["targets"]:
                 host, port = target.rsplit(":", 1)
@@ -62,19 +83,15 @@ def test_prometheus_compose_targets_name_services_on_the_ports_they_listen_on(
                 assert int(port) in ports, f"{path.name}: {host} does not listen on {port}"
 
 
-def test_every_long_running_service_with_metrics_is_scraped(compose: dict[str, Any]):
+def test_every_long_running_service_with_metrics_is_scraped(compose: dict[str, Any], profile: str):
     scraped = {
         target.rsplit(":", 1)[0]
-        for path in TARGETS.glob("*.yml")
+        for path in _target_files(compose)
         for group in yaml.safe_load(path.read_text())
         for target in group["targets"]
     }
-    # Elasticsearch, Logstash and Kibana are scraped through their exporters (Kibana: none
-    # exists for 9.x without the Elastic agent; its health is Compose's healthcheck), and
-    # trace-retention is an hourly sweep whose health is its heartbeat.
-    unscraped = {"elasticsearch", "logstash", "kibana", "trace-retention"}
     running = {n for n, s in compose["services"].items() if s.get("restart") != "no"}
-    assert running - scraped == unscraped
+    assert running - scraped == UNSCRAPED[profile]
 
 
 def test_logstash_listens_where_the_library_ships_and_routes_on_fields_it_emits(
@@ -128,23 +145,45 @@ def test_logstash_writes_only_where_its_role_and_the_index_templates_allow(
         assert any(fnmatch.fnmatch(stream, p) for patterns in templates for p in patterns), stream
 
 
-def test_jaeger_writes_with_its_own_user_into_indices_its_role_covers(compose: dict[str, Any]):
-    config = yaml.safe_load((INFRA / "jaeger" / "config.yaml").read_text())
-    backend = config["extensions"]["jaeger_storage"]["backends"]["elasticsearch"]["elasticsearch"]
-    basic = backend["auth"]["basic"]
-    variable = re.fullmatch(r"\$\{env:(\w+)\}", basic["password"])
-    assert variable and USERS[basic["username"]] == ("watchfloor_jaeger_writer", variable[1])
-    assert variable[1] in compose["services"]["jaeger"]["environment"]
-    assert backend["server_urls"] == ["http://elasticsearch:9200"]
-    prefix = backend.get("indices", {}).get("index_prefix", "")
+def _jaeger_configs(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each Jaeger service's mounted config: `jaeger`, and in the scale profile its ingester."""
+    configs = {}
+    for name, service in compose["services"].items():
+        if service["image"].startswith("jaegertracing/"):
+            (path,) = [f for f in _mounted_files(service) if f.suffix == ".yaml"]
+            configs[name] = yaml.safe_load(path.read_text())
+    return configs
+
+
+def test_jaeger_writes_with_its_own_user_into_indices_its_role_covers(
+    compose: dict[str, Any], profile: str
+):
+    configs = _jaeger_configs(compose)
     role = _role("watchfloor_jaeger_writer")
     names = [n for entry in role["indices"] for n in entry["names"]]
-    assert any(fnmatch.fnmatch(f"{prefix}jaeger-span-2026-11-24", n) for n in names)
-    assert "manage_index_templates" in role["cluster"]  # create_mappings: true
-    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
-    # One node: a replica could never be assigned, and the cluster would stay yellow.
-    kinds = ("spans", "services", "dependencies", "sampling")
-    assert all(backend["indices"][kind]["replicas"] == 0 for kind in kinds)
+    writers = 0
+    for name, config in configs.items():
+        backend = config["extensions"]["jaeger_storage"]["backends"]["elasticsearch"]
+        backend = backend["elasticsearch"]
+        basic = backend["auth"]["basic"]
+        variable = re.fullmatch(r"\$\{env:(\w+)\}", basic["password"])
+        assert variable and USERS[basic["username"]] == ("watchfloor_jaeger_writer", variable[1])
+        assert variable[1] in compose["services"][name]["environment"], name
+        assert backend["server_urls"] == ["http://elasticsearch:9200"], name
+        prefix = backend.get("indices", {}).get("index_prefix", "")
+        assert any(fnmatch.fnmatch(f"{prefix}jaeger-span-2026-11-24", n) for n in names)
+        if backend["create_mappings"]:
+            writers += 1
+            assert "manage_index_templates" in role["cluster"]  # create_mappings: true
+            # One node: a replica could never be assigned, and the cluster would stay yellow;
+            # three: one replica of each index.
+            kinds = ("spans", "services", "dependencies", "sampling")
+            replicas = {backend["indices"][kind]["replicas"] for kind in kinds}
+            assert replicas == {JAEGER_REPLICAS[profile]}, name
+    assert writers == 1  # one service creates the templates and writes the indices
+    # Applications send OTLP/HTTP to `jaeger` in both profiles.
+    otlp = configs["jaeger"]["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    assert otlp.endswith(":4318")
 
 
 def test_grafana_kibana_and_the_exporter_log_in_as_their_least_privilege_users(

@@ -1,4 +1,5 @@
-"""infrastructure/jaeger/config.yaml against the Jaeger release Compose pins.
+"""infrastructure/jaeger/*.yaml against the Jaeger release Compose pins: config.yaml (the
+single-node stack, local mode), collector.yaml and ingester.yaml (the scale profile).
 
 `jaeger validate` decodes the config into the components' structs (unknown or misspelled keys
 fail) and runs their Validate methods; it starts nothing, so it needs no Elasticsearch.
@@ -19,6 +20,7 @@ from watchfloor_stack.localmode.jaeger_config import DEFAULT_PORTS, render_confi
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "infrastructure" / "jaeger" / "config.yaml"
+CONFIGS = sorted((REPO / "infrastructure" / "jaeger").glob("*.yaml"))
 
 
 def validate(config: Path) -> subprocess.CompletedProcess[str]:
@@ -46,15 +48,17 @@ def test_the_binary_is_the_release_compose_pins(compose: dict[str, Any]) -> None
     assert result.stdout.split()[-1] == f"v{release}", result.stdout
 
 
-def test_the_compose_config_validates() -> None:
-    result = validate(CONFIG)
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda path: path.name)
+def test_the_compose_config_validates(config: Path) -> None:
+    result = validate(config)
     assert result.returncode == 0, result.stderr
 
 
-def test_validate_rejects_a_misspelled_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda path: path.name)
+def test_validate_rejects_a_misspelled_key(config: Path, tmp_path: Path) -> None:
     # Proves the check above bites: a typo in the storage config is an error, not ignored.
-    broken = tmp_path / "config.yaml"
-    broken.write_text(CONFIG.read_text().replace("create_mappings:", "create_mapping:"))
+    broken = tmp_path / config.name
+    broken.write_text(config.read_text().replace("create_mappings:", "create_mapping:"))
     result = validate(broken)
     assert result.returncode != 0
     assert "invalid keys: create_mapping" in result.stderr
@@ -68,13 +72,17 @@ def test_the_local_mode_config_validates(tmp_path: Path) -> None:
 def test_compose_mounts_the_config_and_checks_the_v2_status_path(
     raw_compose: dict[str, Any],
 ) -> None:
-    service = raw_compose["services"]["jaeger"]
-    assert service["command"] == ["--config", "/etc/jaeger/config.yaml"]
-    assert "./infrastructure/jaeger/config.yaml:/etc/jaeger/config.yaml:ro" in service["volumes"]
-    health = yaml.safe_load(CONFIG.read_text())["extensions"]["healthcheckv2"]
-    assert health["use_v2"] is True  # v2 serves /status (the legacy extension serves /)
-    port = health["http"]["endpoint"].rpartition(":")[2]
-    assert f"http://localhost:{port}/status" in " ".join(service["healthcheck"]["test"])
+    jaegers = {n: s for n, s in raw_compose["services"].items() if "jaegertracing/" in s["image"]}
+    assert "jaeger" in jaegers
+    for name, service in jaegers.items():
+        assert service["command"] == ["--config", "/etc/jaeger/config.yaml"], name
+        (mounted,) = [v for v in service["volumes"] if ":/etc/jaeger/config.yaml:" in v]
+        source = REPO / mounted.split(":")[0]
+        assert source in CONFIGS, name  # one of the files validated above
+        health = yaml.safe_load(source.read_text())["extensions"]["healthcheckv2"]
+        assert health["use_v2"] is True  # v2 serves /status (the legacy extension serves /)
+        port = health["http"]["endpoint"].rpartition(":")[2]
+        assert f"http://localhost:{port}/status" in " ".join(service["healthcheck"]["test"]), name
 
 
 def test_local_mode_swaps_only_the_storage_and_binds_every_listener_to_loopback() -> None:

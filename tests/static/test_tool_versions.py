@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from tests.static.conftest import REPO
 from watchfloor_stack import gotools
 
 TOOLS = gotools.load()
@@ -37,6 +39,21 @@ def test_compose_pins_the_release_make_tools_builds(tool: gotools.Tool, raw_comp
     assert tags[tool.image].removeprefix("v") == tool.release, (
         f"Compose runs {tool.image}:{tags[tool.image]} but make tools builds {tool.release}"
     )
+
+
+def test_compose_runs_the_victoriametrics_release_make_tools_builds():
+    """make tools builds the single-node server (the proxy serves no -cluster module version);
+    every victoriametrics/* image of any Compose file, cluster ones too, is that release."""
+    release = TOOLS["victoriametrics"].release
+    for compose_file in sorted(REPO.glob("docker-compose*.yml")):
+        services = (yaml.safe_load(compose_file.read_text()) or {}).get("services") or {}
+        for name, service in services.items():
+            image = str((service or {}).get("image", ""))
+            if image.startswith("victoriametrics/"):
+                tag = image.rsplit(":", 1)[-1].removeprefix("v").removesuffix("-cluster")
+                assert tag == release, (
+                    f"{compose_file.name} service {name} runs {image}; make tools builds {release}"
+                )
 
 
 @pytest.mark.parametrize("tool", TOOLS.values(), ids=lambda tool: tool.name)
