@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from watchfloor_stack.compose import webauth
 from watchfloor_stack.compose.compose_file import load
+from watchfloor_stack.compose.dotenv import ensure_env, parse
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.monitoring.yml"
@@ -61,3 +63,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"WATCHFLOOR_REQUIRE_DOCKER=1 but {message}")
     for item in e2e:
         item.add_marker(pytest.mark.skip(reason=message))
+
+
+def prepare_env(
+    env_file: Path, port_offset: int, overrides: dict[str, str] | None = None
+) -> dict[str, str]:
+    """What `make up` writes before Compose starts: .env from .env.example with random secrets
+    and the derived bcrypt hashes (single-quoted: they hold `$`), here with every published port
+    moved by `port_offset` so a developer's running stack is left alone."""
+    ensure_env(REPO / ".env.example", env_file)
+    webauth.ensure_hashes(env_file)
+    env = parse(env_file.read_text())
+    for name in [n for n in env if n.endswith("_PORT") and env[n].isdigit()]:
+        env[name] = str(int(env[name]) + port_offset)
+    env.update(overrides or {})
+    env_file.write_text("".join(
+        f"{k}='{v}'\n" if k.endswith("_BCRYPT") else f"{k}={v}\n" for k, v in env.items()
+    ))  # fmt: skip
+    return env

@@ -24,9 +24,9 @@ import httpx
 import pytest
 from testcontainers.compose import DockerCompose
 
-from tests.e2e.conftest import COMPOSE_FILE, REPO
+from tests.e2e.conftest import COMPOSE_FILE, REPO, prepare_env
 from watchfloor_stack.compose.compose_file import load, memory_bytes
-from watchfloor_stack.compose.dotenv import ensure_env, parse
+from watchfloor_stack.compose.dotenv import parse
 
 PORT_OFFSET = 20000
 PROJECT = "watchfloor-e2e"
@@ -80,11 +80,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(command, parse(env_file.read_text()), env_file)
         return
     env_file = tmp_path_factory.mktemp("stack") / ".env"
-    ensure_env(REPO / ".env.example", env_file)  # what `make up` does first
-    env = parse(env_file.read_text())
-    for name in [n for n in env if n.endswith("_PORT") and env[n].isdigit()]:
-        env[name] = str(int(env[name]) + PORT_OFFSET)
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    env = prepare_env(env_file, PORT_OFFSET)
     previous = os.environ.get("COMPOSE_PROJECT_NAME")
     os.environ["COMPOSE_PROJECT_NAME"] = PROJECT  # beats the file's `name:`
     compose = DockerCompose(REPO, compose_file_name=COMPOSE_FILE.name, build=True, wait=True,

@@ -27,11 +27,9 @@ import pytest
 from testcontainers.compose import DockerCompose
 
 from tests.compose_merge import PROFILES, load_profile
-from tests.e2e.conftest import REPO
+from tests.e2e.conftest import REPO, prepare_env
 from tests.e2e.test_compose_stack import Stack
-from watchfloor_stack.compose import webauth
 from watchfloor_stack.compose.compose_file import memory_bytes
-from watchfloor_stack.compose.dotenv import ensure_env, parse
 
 PROJECT = "watchfloor-scale-e2e"
 PORT_OFFSET = 21000
@@ -57,17 +55,9 @@ def eventually(what: str, check: Callable[[], T | None], timeout: float) -> T:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env_file = tmp_path_factory.mktemp("scale") / ".env"
-    ensure_env(REPO / ".env.example", env_file)  # what `make up-scale` does first
-    webauth.ensure_hashes(env_file)
-    env = parse(env_file.read_text())
-    for name in [n for n in env if n.endswith("_PORT") and env[n].isdigit()]:
-        env[name] = str(int(env[name]) + PORT_OFFSET)
-    # Tail sampling keeps only what its rules keep: a dropped trace is dropped for certain.
-    env["JAEGER_TAIL_SAMPLING_PERCENT"] = "0"
-    # The bcrypt hashes hold `$`: single-quoted, as make up writes them, so Compose keeps them.
-    env_file.write_text("".join(
-        f"{k}='{v}'\n" if k.endswith("_BCRYPT") else f"{k}={v}\n" for k, v in env.items()
-    ))  # fmt: skip
+    # What `make up-scale` does first. Tail sampling keeps only what its rules keep: a dropped
+    # trace is dropped for certain.
+    env = prepare_env(env_file, PORT_OFFSET, {"JAEGER_TAIL_SAMPLING_PERCENT": "0"})
     previous = os.environ.get("COMPOSE_PROJECT_NAME")
     os.environ["COMPOSE_PROJECT_NAME"] = PROJECT  # beats the file's `name:`
     compose = DockerCompose(REPO, compose_file_name=[p.name for p in FILES], build=True,
@@ -284,3 +274,18 @@ def test_traces_go_through_kafka_and_tail_sampling_keeps_errors_and_slow_orders(
                            "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", "localhost:9092",
                            "--describe", "--topic", "jaeger-spans").stdout  # fmt: skip
     assert "PartitionCount: 6" in topics
+
+
+def test_grafana_queries_victoriametrics_through_its_provisioned_datasource(stack: Stack) -> None:
+    auth = (stack.env["GRAFANA_ADMIN_USER"], stack.env["GRAFANA_ADMIN_PASSWORD"])
+    health = stack.url("GRAFANA_PORT", "/api/datasources/uid/victoriametrics/health")
+    eventually("the VictoriaMetrics datasource healthy",
+               lambda: httpx.get(health, auth=auth, timeout=30).json().get("status") == "OK",
+               120)  # fmt: skip
+    proxied = stack.url(
+        "GRAFANA_PORT", "/api/datasources/proxy/uid/victoriametrics/api/v1/query?query=up"
+    )
+    result = eventually("up through Grafana's proxy to vmselect",
+                        lambda: httpx.get(proxied, auth=auth, timeout=30).json()["data"]["result"],
+                        180)  # fmt: skip
+    assert all("replica" not in series["metric"] for series in result)

@@ -187,7 +187,7 @@ def test_every_named_volume_is_writable_by_its_images_user(compose: dict[str, An
                     or users[service["image"].rsplit(":", 1)[0]][0]
                 )
                 assert writers[source] == uid, f"{name} reads {source} written by {writers[source]}"
-    assert checked == {"base": 8, "scale": 18}[profile]
+    assert checked == {"base": 8, "scale": 19}[profile]
 
 
 def test_pushgateway_persists_inside_its_volume(compose: dict[str, Any]):
