@@ -23,6 +23,8 @@ STACK_VENV ?= .venv/stack
 STACK_STAMP := $(STACK_VENV)/.installed-stamp
 STACK := PYTHONPATH=libs $(STACK_VENV)/bin/python -m watchfloor_stack.compose --env-file .env \
 	--example .env.example --compose-file docker-compose.monitoring.yml --docker $(DOCKER)
+# The scale profile merged over it, as COMPOSE_SCALE does (its memory-lock files change no limits).
+STACK_SCALE := $(STACK) --compose-file docker-compose.scale.yml
 
 .PHONY: help install test test-unit test-integration lint format bench lock clean-venv \
 	test-lowest local-up local-down local-status dashboards up down ps logs clean validate tools tools-env \
@@ -53,13 +55,13 @@ down: ## stop the stack, keep its data
 	$(COMPOSE) --profile setup down --remove-orphans
 
 up-scale: $(STACK_STAMP) ## the scale profile instead (3 Elasticsearch nodes, HA Prometheus/Alertmanager, VictoriaMetrics, Kafka; 32 GB)
-	$(STACK) env
+	$(STACK_SCALE) env
 	@# The project name lets pre-flight tell the profile's own running containers from others.
-	COMPOSE_PROJECT_NAME=$(SCALE_PROJECT) $(STACK) preflight
+	COMPOSE_PROJECT_NAME=$(SCALE_PROJECT) $(STACK_SCALE) preflight
 	$(COMPOSE_SCALE) up -d --build --wait --wait-timeout 900
 	$(COMPOSE_SCALE) kill --signal SIGHUP prometheus prometheus-b alertmanager alertmanager-2 alertmanager-3
 	$(COMPOSE_SCALE) run --rm kibana-setup
-	$(STACK) urls
+	$(STACK_SCALE) urls
 
 down-scale: ## stop the scale profile, keep its data
 	$(COMPOSE_SCALE) --profile setup down --remove-orphans

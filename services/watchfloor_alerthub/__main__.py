@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping
-from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,6 +14,7 @@ import uvicorn
 from watchfloor.logging import configure_logging
 from watchfloor_alerthub import limits
 from watchfloor_alerthub.app import create_app
+from watchfloor_stack.assets import runbooks
 
 USERNAME, PASSWORD = "WATCHFLOOR_ALERTMANAGER_USERNAME", "WATCHFLOOR_ALERTMANAGER_PASSWORD"
 
@@ -67,18 +67,6 @@ def alertmanager_credentials(env: Mapping[str, str]) -> tuple[str, str] | None:
     return (username, password) if username else None
 
 
-def _runbooks() -> Path:
-    """docs/runbooks as the wheel carries it (watchfloor_alerthub.runbooks), else the source tree's
-    (an editable install's finder does not map a data-only folder)."""
-    try:
-        packaged = Path(str(resources.files("watchfloor_alerthub.runbooks")))
-    except ModuleNotFoundError:
-        packaged = None
-    if packaged is not None and packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "docs" / "runbooks"
-
-
 def main(argv: list[str] | None = None) -> int:
     env = os.environ
     parser = argparse.ArgumentParser(prog="watchfloor-alerthub")
@@ -105,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         default=env.get("WATCHFLOOR_WATCHDOG_STALE_SECONDS", "120"),
     )  # fmt: skip
     parser.add_argument(
-        "--runbooks", type=Path, default=Path(env.get("WATCHFLOOR_RUNBOOKS_DIR") or _runbooks()),
+        "--runbooks", type=Path, default=Path(env.get("WATCHFLOOR_RUNBOOKS_DIR") or runbooks()),
         help="directory of the runbooks the alerts link to (env WATCHFLOOR_RUNBOOKS_DIR)",
     )  # fmt: skip
     bounds = (

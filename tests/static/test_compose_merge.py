@@ -1,11 +1,12 @@
-"""tests/compose_merge.py against the merge rules of compose-go (override/merge.go, uncity.go):
-the cases the Compose files use, each as compose-go's own tests state it."""
+"""The merge in watchfloor_stack.compose.compose_file against compose-go's rules
+(override/merge.go, uncity.go): the cases the Compose files use, each as compose-go's own tests
+state it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tests.compose_merge import merge_all
+from watchfloor_stack.compose.compose_file import merge_all
 
 
 def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,9 @@ cap unbounded labels (`cardinality`) and never raise into the caller: a bad valu
 clamped or dropped and counted in `watchfloor_metric_input_errors_total` (`input_errors`;
 `set_strict(True)` or WATCHFLOOR_METRICS_STRICT=1 raises ValueError instead); histograms
 carry the active span's trace id as an exemplar; `exposition.render` serves OpenMetrics when the
-scraper asks for it.
+scraper asks for it. `/metrics` for any service (`serving`): `asgi_app()`, `wsgi_app()`,
+`start_metrics_server(port)`; pre-fork servers sum their workers through prometheus-client's
+multi-process mode (`multiprocess`, PROMETHEUS_MULTIPROC_DIR); docs/metrics-exposition.md.
 """
 
 from watchfloor.metrics import pipeline, trading
@@ -25,6 +27,7 @@ from watchfloor.metrics.pipeline import (
     set_quality,
     track_freshness,
 )
+from watchfloor.metrics.serving import MetricsServer, asgi_app, start_metrics_server, wsgi_app
 from watchfloor.metrics.trading import (
     record_broker_call,
     record_fill,
@@ -46,6 +49,8 @@ from watchfloor.metrics.trading import (
 
 __all__ = [
     "OVERFLOW",
+    "MetricsServer",
+    "asgi_app",
     "pipeline",
     "record_api_call",
     "record_broker_call",
@@ -73,6 +78,8 @@ __all__ = [
     "set_strict",
     "set_win_ratio",
     "slippage_bps",
+    "start_metrics_server",
     "track_freshness",
     "trading",
+    "wsgi_app",
 ]

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from watchfloor_stack.compose import dotenv, preflight, webauth
-from watchfloor_stack.compose.compose_file import InterpolationError, load, memory_budget
+from watchfloor_stack.compose.compose_file import InterpolationError, load_merged, memory_budget
 
+DEFAULT_COMPOSE_FILE = Path("docker-compose.monitoring.yml")
 # What `make up` prints once the stack is healthy: (name, port variable, path, login); the
 # ports' defaults are .env.example's.
 URLS = [
@@ -46,9 +47,17 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     try:
-        config = load(args.compose_file, _environment(args.env_file))
+        environment = _environment(args.env_file)
+    except OSError as exc:
+        print(f"watchfloor: cannot read {args.env_file}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        config = load_merged(args.compose_files, environment)
     except InterpolationError as exc:
         print(f"watchfloor: .env lacks a setting: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"watchfloor: cannot read a compose file: {exc}", file=sys.stderr)
         return 1
     # Every check runs even when an earlier one failed: one run lists everything to fix.
     docker_problems, info = preflight.check_docker(args.docker)
@@ -59,7 +68,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         problems += preflight.check_memory(preflight.host_memory(), config, "This machine")
     problems += preflight.check_max_map_count(info)
     problems += preflight.check_disk(info)
-    running = preflight.running_services(args.docker, args.compose_file) if info else set()
+    running = preflight.running_services(args.docker, args.compose_files) if info else set()
     problems += preflight.check_ports(config, running)
     for problem in problems:
         print(f"watchfloor: {problem}", file=sys.stderr)
@@ -94,7 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m watchfloor_stack.compose")
     parser.add_argument("--env-file", type=Path, default=Path(".env"))
     parser.add_argument("--example", type=Path, default=Path(".env.example"))
-    parser.add_argument("--compose-file", type=Path, default=Path("docker-compose.monitoring.yml"))
+    parser.add_argument(
+        "--compose-file",
+        dest="compose_files",
+        type=Path,
+        action="append",
+        help="repeatable, merged in order like `docker compose -f a -f b` "
+        f"(default: {DEFAULT_COMPOSE_FILE})",
+    )
     parser.add_argument("--docker", default="docker")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("env", help="create .env from .env.example, or add what it lacks")
@@ -103,5 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands.add_parser("urls", help="print the stack's URLs and where the credentials are")
     args = parser.parse_args(argv)
+    # Not argparse's default: `append` would add the given files to it.
+    args.compose_files = args.compose_files or [DEFAULT_COMPOSE_FILE]
     handlers = {"env": cmd_env, "preflight": cmd_preflight, "urls": cmd_urls}
     return handlers[args.command](args)

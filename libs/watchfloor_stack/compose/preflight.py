@@ -17,7 +17,7 @@ import re
 import shutil
 import socket
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,10 +200,9 @@ def check_ports(config: Mapping[str, Any], running: set[str] | None = None) -> l
     return problems
 
 
-def running_services(docker: str, compose_file: Path) -> set[str]:
-    result = _docker(
-        docker, "compose", "-f", str(compose_file), "ps", "--services", "--status", "running"
-    )
+def running_services(docker: str, compose_files: Sequence[Path]) -> set[str]:
+    files = [arg for path in compose_files for arg in ("-f", str(path))]
+    result = _docker(docker, "compose", *files, "ps", "--services", "--status", "running")
     return set(result.stdout.split()) if result.returncode == 0 else set()
 
 

@@ -224,7 +224,8 @@ def operations() -> db.Dashboard:
     dashboard = base("watchfloor-operations", "Operations", ["platform"], refresh="30s")
     dashboard.with_variable(variable("instance", "Host", "label_values(node_uname_info, instance)"))
     dashboard.with_variable(
-        variable("service", "Service", "label_values(http_server_requests_total, service)")
+        # The scrape target's label (services/*.yml): every service has it, HTTP or not.
+        variable("service", "Service", "label_values(up, service)")
     )
     host = 'instance=~"$instance"'
     svc = 'service=~"$service"'
@@ -262,6 +263,7 @@ def operations() -> db.Dashboard:
         .with_panel(series(
             "Requests by service and route", "reqps",
             (f"sum by (service, route) (rate(http_server_requests_total{{{svc}}}[{RATE}]))", "{{service}} {{route}}"),
+            description="Requests a second of the services instrumented with instrument_app, by route template. `service` is the scrape target's label (infrastructure/prometheus/targets/services.example.yml); the metrics carry none of their own.",
         ))
         .with_panel(series(
             "Error ratio by service", "percentunit",
@@ -271,6 +273,13 @@ def operations() -> db.Dashboard:
         .with_panel(series(
             "Request duration p95 by service", "s",
             (f"histogram_quantile(0.95, sum by (service, le) (rate(http_server_request_duration_seconds_bucket{{{svc}}}[{RATE}])))", "{{service}}"),
+        ))
+        .with_panel(series(
+            "Log events by level", "ops",
+            (f"sum by (job, service, level) (rate(watchfloor_log_events_total{{{svc}}}[{RATE}]))", "{{job}} {{service}} {{level}}"),
+            ("watchfloor:threshold:log_error_events_per_second", "error alert threshold"),
+            description="Log events a second each service writes, by level, as the library counts them (no Elasticsearch needed). ServiceErrorLogBurst fires when error and critical together stay above the threshold for 5 minutes; ServiceCriticalLogEvents on any critical event.",
+            links=(("Errors in Kibana", KIBANA_ERRORS),),
         ))
         .with_row(row("Containers (cAdvisor)"))
         .with_panel(series(

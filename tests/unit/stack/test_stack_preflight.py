@@ -6,6 +6,7 @@ engine would (or would not); ports and vm.max_map_count are checked against this
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import stat
@@ -14,16 +15,19 @@ from typing import Any
 
 import pytest
 
-from watchfloor_stack.compose import preflight
+from watchfloor_stack.compose import cli, dotenv, preflight
 from watchfloor_stack.compose.compose_file import (
     InterpolationError,
     interpolate,
     load,
+    load_merged,
     memory_budget,
     memory_bytes,
 )
 
 REPO = Path(__file__).resolve().parents[3]
+BASE_FILE = REPO / "docker-compose.monitoring.yml"
+SCALE_FILE = REPO / "docker-compose.scale.yml"
 GIB = 1024**3
 
 
@@ -34,6 +38,7 @@ def _fake_docker(tmp_path: Path, info: str, info_rc: int, compose_version: str |
     script = tmp_path / "docker"
     script.write_text(
         "#!/bin/sh\n"
+        f"echo \"$*\" >> '{tmp_path / 'docker.log'}'\n"
         f"if [ \"$1\" = info ]; then printf %s '{info}'; exit {info_rc}; fi\n"
         f'if [ "$1" = compose ]; then {compose}; fi\n'
         "exit 2\n"
@@ -66,6 +71,23 @@ def test_docker_missing_daemon_down_permission_and_compose_v1_each_name_their_fi
     assert preflight.check_docker(_fake_docker(tmp_path, "{}", 0, "2.23.1"))[0] == []
     good = _fake_docker(tmp_path, json.dumps({"MemTotal": 16 * GIB}), 0, "v2.29.1")
     assert preflight.check_docker(good)[0] == []
+
+
+def _env_file(tmp_path: Path, **settings: int) -> Path:
+    """A new .env with every host port one that is free right now (anything on this machine may
+    hold the defaults, a `make local-up` for one), then `settings`."""
+    example = REPO / ".env.example"
+    names = [name for name in dotenv.parse(example.read_text()) if name.endswith("_PORT")]
+    ports: dict[str, int] = {}
+    with contextlib.ExitStack() as held:  # all held at once, so no two are the same port
+        for name in names:
+            probe = held.enter_context(socket.socket())
+            probe.bind(("127.0.0.1", 0))
+            ports[name] = probe.getsockname()[1]
+    env_file = tmp_path / ".env"
+    env_file.write_text("".join(f"{name}={port}\n" for name, port in {**ports, **settings}.items()))
+    dotenv.ensure_env(example, env_file)
+    return env_file
 
 
 def _config() -> dict[str, Any]:
@@ -160,18 +182,13 @@ def test_free_disk_below_elasticsearchs_flood_stage_plus_the_stacks_footprint_is
 def test_preflight_reports_every_problem_in_one_run_and_points_to_local_mode(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    from watchfloor_stack.compose import cli
-    from watchfloor_stack.compose.dotenv import ensure_env
-
-    env_file = tmp_path / ".env"
     no_compose = _fake_docker(tmp_path, json.dumps({"MemTotal": 6 * GIB,
                                                     "OperatingSystem": "Docker Desktop"}), 0, None)  # fmt: skip
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        env_file.write_text(f"GRAFANA_PORT={port}\n")
-        ensure_env(REPO / ".env.example", env_file)
+        env_file = _env_file(tmp_path, GRAFANA_PORT=port)
         code = cli.main(["--env-file", str(env_file), "--docker", no_compose,
                          "--compose-file", str(REPO / "docker-compose.monitoring.yml"),
                          "preflight"])  # fmt: skip
@@ -182,3 +199,58 @@ def test_preflight_reports_every_problem_in_one_run_and_points_to_local_mode(
     assert f"127.0.0.1:{port} (grafana) is already in use" in err
     assert "make local-up" in err
     assert "3 pre-flight problem(s)" in err
+
+
+def test_memory_is_checked_against_the_scale_profile_merged_over_the_base_file() -> None:
+    env = {"ELASTIC_PASSWORD": "x"}
+    base = load_merged([BASE_FILE], env, required=False)
+    scale = load_merged([BASE_FILE, SCALE_FILE], env, required=False)
+    assert base == load(BASE_FILE, env, required=False)
+    assert round(memory_budget(base) / GIB, 1) == 8.0
+    assert round(memory_budget(scale) / GIB, 1) == 17.8
+    assert preflight.check_memory(16 * GIB, base) == []
+    problem = preflight.check_memory(16 * GIB, scale)[0]
+    assert "16.0 GiB of memory" in problem.what and "total 17.8 GiB" in problem.what
+
+
+def _preflight(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], *compose_files: Path
+) -> tuple[int, str]:
+    env_file = _env_file(tmp_path)
+    # Docker Desktop: no vm.max_map_count or disk check here, only memory and ports.
+    engine = json.dumps({"MemTotal": 16 * GIB, "OperatingSystem": "Docker Desktop"})
+    docker = _fake_docker(tmp_path, engine, 0, "2.29.1")
+    files = [arg for path in compose_files for arg in ("--compose-file", str(path))]
+    code = cli.main(["--env-file", str(env_file), "--docker", docker, *files, "preflight"])
+    captured = capsys.readouterr()
+    return code, captured.err + captured.out
+
+
+def test_preflight_with_both_files_checks_the_scale_profiles_memory_and_containers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _preflight(tmp_path, capsys, BASE_FILE, SCALE_FILE)
+    assert code == 1
+    assert "Docker has 16.0 GiB of memory; the stack's limits total 17.8 GiB" in err
+    assert "1 pre-flight problem(s)" in err
+    # The profile's own running containers are asked of Compose with both files, in order.
+    calls = (tmp_path / "docker.log").read_text().splitlines()
+    ps = [call for call in calls if " ps " in call]
+    assert ps and ps[0].startswith(f"compose -f {BASE_FILE} -f {SCALE_FILE} ps")
+
+
+def test_preflight_with_the_base_file_alone_checks_its_own_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = _preflight(tmp_path, capsys, BASE_FILE)
+    assert code == 0, out
+    assert "memory for the 8.0 GiB budget" in out  # plus 2 GiB headroom, within 16 GiB
+    calls = (tmp_path / "docker.log").read_text().splitlines()
+    assert any(call.startswith(f"compose -f {BASE_FILE} ps") for call in calls)
+
+
+def test_preflight_names_a_compose_file_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _preflight(tmp_path, capsys, BASE_FILE, tmp_path / "missing.yml")
+    assert code == 1 and "cannot read a compose file" in err and "missing.yml" in err
