@@ -85,8 +85,9 @@ def load() -> dict[str, Tool]:
 
 
 def variable(binary: str) -> str:
-    """The environment variable that points at a binary: promtool -> PROMTOOL_BIN."""
-    return f"{binary.upper()}_BIN"
+    """The environment variable that points at a binary: promtool -> PROMTOOL_BIN,
+    victoria-metrics -> VICTORIA_METRICS_BIN."""
+    return f"{binary.upper().replace('-', '_')}_BIN"
 
 
 def pinned(binary: str) -> Path | None:
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(tools)}")
     if shutil.which("go") is None:
         message = (
-            "make tools: Go is not installed. Install Go >= 1.25 (https://go.dev/doc/install, "
+            "make tools: Go is not installed. Install Go >= 1.26.6 (https://go.dev/doc/install, "
             "or your distribution's golang package), or point PROMETHEUS_BIN, ALERTMANAGER_BIN, "
             "JAEGER_BIN, ... at release binaries."
         )

@@ -19,6 +19,7 @@ from watchfloor_stack.localmode.components import (
     Component,
     MissingBinaryError,
     components,
+    is_ha,
     port_variable,
     ports,
 )
@@ -27,6 +28,7 @@ from watchfloor_stack.localmode.config import (
     render_alertmanager,
     render_prometheus,
     render_web_auth,
+    scrape_interval_of,
 )
 from watchfloor_stack.localmode.jaeger_config import render_jaeger
 from watchfloor_stack.localmode.processes import ProcessTable
@@ -82,12 +84,22 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _choose_ports(state: Path, table: ProcessTable, free_ports: bool) -> dict[str, int] | None:
+def _choose_ports(
+    state: Path, table: ProcessTable, free_ports: bool, ha: bool
+) -> dict[str, int] | None:
     """The ports to run on: a running local mode's saved ones, else the configured ones with every
     conflict reported at once (None), or moved to free ports when asked."""
     if any(table.running(name) for name in table.names()):
-        return saved_ports(state) or ports()
-    wanted = ports()
+        running = saved_ports(state) or ports()
+        if is_ha(running) != ha:
+            print(
+                f"watchfloor-local: local mode is running {'with' if is_ha(running) else 'without'}"
+                f" --ha; run `watchfloor-local down` first to switch",
+                file=sys.stderr,
+            )
+            return None
+        return running
+    wanted = ports(ha)
     busy = [name for name, port in wanted.items() if _in_use(port)]
     if busy and free_ports:
         taken = set(wanted.values())
@@ -112,16 +124,17 @@ def up(
     timeout: float,
     group_wait: str | None = None,
     free_ports: bool = False,
+    ha: bool = False,
 ) -> int:
     state = state_dir()
     state.mkdir(parents=True, exist_ok=True)
     table = ProcessTable(state)
     try:
-        chosen = _choose_ports(state, table, free_ports)
+        chosen = _choose_ports(state, table, free_ports, ha)
         if chosen is None:
             return 1
         listening = chosen
-        parts = components(state, listening)
+        parts = components(state, listening, scrape_interval=scrape_interval_of(scrape_interval))
     except (MissingBinaryError, ValueError) as exc:
         print(f"watchfloor-local: {exc}", file=sys.stderr)
         return 2
@@ -234,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument(
         "--free-ports", action="store_true", help="move components whose port is taken to free ones"
     )
+    start.add_argument(
+        "--ha",
+        action="store_true",
+        help="two Prometheus replicas writing to VictoriaMetrics, three peered Alertmanagers",
+    )
     commands.add_parser("down", help="stop exactly the processes local mode started")
     commands.add_parser("status", help="show each process and its health (exit 3 if any down)")
     commands.add_parser("tokens", help="print the tokens and passwords in use (NAME=value)")
@@ -245,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             args.timeout,
             args.group_wait,
             args.free_ports,
+            args.ha,
         )
     if args.command == "down":
         return down()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watchfloor_stack import gotools
-from watchfloor_stack.compose.webauth import PASSWORDS
+from watchfloor_stack.compose.webauth import PASSWORDS, USERNAME
 from watchfloor_stack.localmode import jaeger_config
 
 
@@ -45,6 +45,21 @@ DEFAULT_PORTS = {
     **jaeger_config.DEFAULT_PORTS,
 }
 
+# `up --ha` adds a second Prometheus, two more Alertmanagers (each Alertmanager's gossip port is
+# "<name>-cluster") and VictoriaMetrics, which both Prometheus replicas remote_write to.
+HA_PORTS = {
+    "prometheus-b": 9190,
+    "alertmanager-2": 9193,
+    "alertmanager-3": 9293,
+    "alertmanager-cluster": 9094,
+    "alertmanager-2-cluster": 9194,
+    "alertmanager-3-cluster": 9294,
+    "victoriametrics": 8428,
+}
+# Prometheus replica -> its `replica` external label; the first is local mode's one Prometheus.
+REPLICAS = {"prometheus": "a", "prometheus-b": "b"}
+ALERTMANAGERS = ("alertmanager", "alertmanager-2", "alertmanager-3")
+
 # The binary each component runs: NAME_BIN wins, then the pinned release `make tools` built, then
 # PATH (Debian's package names first, then the upstream names).
 _BINARIES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
@@ -66,6 +81,7 @@ _BINARIES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     ),
     # Debian 12 has no Jaeger v2 package: `make tools`, or an official release via JAEGER_BIN.
     "jaeger": ("jaeger", None, ("jaeger",)),
+    "victoriametrics": ("victoria-metrics", None, ("victoria-metrics", "victoria-metrics-prod")),
 }
 
 
@@ -77,7 +93,7 @@ def port_of(name: str) -> int:
     variable = port_variable(name)
     raw = os.environ.get(variable)
     if not raw:
-        return DEFAULT_PORTS[name]
+        return {**DEFAULT_PORTS, **HA_PORTS}[name]
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise ValueError(f"{variable} must be a port number, got {raw!r}")
     return int(raw)
@@ -105,9 +121,14 @@ def find_binary(name: str) -> str:
     )
 
 
-def ports() -> dict[str, int]:
+def ports(ha: bool = False) -> dict[str, int]:
     """Every port local mode listens on, from WATCHFLOOR_LOCAL_*_PORT or the defaults."""
-    return {name: port_of(name) for name in DEFAULT_PORTS}
+    return {name: port_of(name) for name in (*DEFAULT_PORTS, *(HA_PORTS if ha else ()))}
+
+
+def is_ha(listening: dict[str, int]) -> bool:
+    """Whether these ports (ports.json of a running local mode) are those of `up --ha`."""
+    return "victoriametrics" in listening
 
 
 def port_variable(name: str) -> str:
@@ -115,11 +136,19 @@ def port_variable(name: str) -> str:
 
 
 def components(
-    state: Path, listening: dict[str, int] | None = None, retention: str = "2d"
+    state: Path,
+    listening: dict[str, int] | None = None,
+    retention: str = "2d",
+    scrape_interval: str = "15s",
 ) -> list[Component]:
-    """Every component with its command line, in start order, on `listening` (default: ports())."""
+    """Every component with its command line, in start order, on `listening` (default: ports());
+    the HA set when `listening` has the HA ports. `scrape_interval` is the window in which
+    VictoriaMetrics keeps one sample of the replicas' two."""
     port = listening or ports()
-    prometheus_port = port["prometheus"]
+    ha = is_ha(port)
+    alertmanagers = ALERTMANAGERS if ha else ALERTMANAGERS[:1]
+    store = [_victoriametrics(state, port, retention, scrape_interval)] if ha else []
+    replicas = list(REPLICAS) if ha else ["prometheus"]
     return [
         Component(
             "jaeger",
@@ -128,22 +157,8 @@ def components(
             "/status",
             port["jaeger-health"],
         ),
-        Component(
-            "prometheus",
-            prometheus_port,
-            (
-                find_binary("prometheus"),
-                f"--config.file={state / 'prometheus' / 'prometheus.yml'}",
-                f"--storage.tsdb.path={state / 'prometheus' / 'data'}",
-                f"--storage.tsdb.retention.time={retention}",
-                f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                f"--web.config.file={state / 'prometheus' / 'web.yml'}",
-                "--web.enable-lifecycle",
-                "--enable-feature=exemplar-storage",
-            ),
-            "/-/ready",
-            password_secret=PASSWORDS["prometheus"],
-        ),
+        *store,
+        *(_prometheus(state, name, port[name], retention) for name in replicas),
         Component(
             "pushgateway",
             port["pushgateway"],
@@ -166,21 +181,7 @@ def components(
         ),
         _exporter("trading-exporter", "watchfloor_exporters.trading", port["trading-exporter"]),
         _exporter("pipeline-exporter", "watchfloor_exporters.pipeline", port["pipeline-exporter"]),
-        Component(
-            "alertmanager",
-            port["alertmanager"],
-            (
-                find_binary("alertmanager"),
-                f"--config.file={state / 'alertmanager' / 'alertmanager.yml'}",
-                f"--storage.path={state / 'alertmanager' / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port['alertmanager']}",
-                f"--web.external-url=http://127.0.0.1:{port['alertmanager']}",
-                f"--web.config.file={state / 'alertmanager' / 'web.yml'}",
-                "--cluster.listen-address=",  # a single instance: no gossip port to collide
-            ),
-            "/-/ready",
-            password_secret=PASSWORDS["alertmanager"],
-        ),
+        *(_alertmanager(state, name, port, alertmanagers) for name in alertmanagers),
         Component(
             "alert-hub",
             port["alert-hub"],
@@ -192,12 +193,92 @@ def components(
                 str(port["alert-hub"]),
                 "--database",
                 str(state / "alerthub.sqlite"),
-                "--alertmanager-url",
-                f"http://127.0.0.1:{port['alertmanager']}",
+                *(
+                    argument
+                    for name in alertmanagers
+                    for argument in ("--alertmanager-url", f"http://127.0.0.1:{port[name]}")
+                ),
             ),
             "/health",
         ),
     ]
+
+
+def _prometheus(state: Path, name: str, listen: int, retention: str) -> Component:
+    # Replicas share the web config (one password); each has its own config file and TSDB.
+    return Component(
+        name,
+        listen,
+        (
+            find_binary("prometheus"),
+            f"--config.file={state / name / 'prometheus.yml'}",
+            f"--storage.tsdb.path={state / name / 'data'}",
+            f"--storage.tsdb.retention.time={retention}",
+            f"--web.listen-address=127.0.0.1:{listen}",
+            f"--web.config.file={state / 'prometheus' / 'web.yml'}",
+            "--web.enable-lifecycle",
+            "--enable-feature=exemplar-storage",
+        ),
+        "/-/ready",
+        password_secret=PASSWORDS["prometheus"],
+    )
+
+
+def _alertmanager(
+    state: Path, name: str, port: dict[str, int], cluster: tuple[str, ...]
+) -> Component:
+    gossip: tuple[str, ...]
+    if len(cluster) == 1:
+        gossip = ("--cluster.listen-address=",)  # a single instance: no gossip port to collide
+    else:
+        # Peered on loopback: notifications and silences are gossiped, so the hub hears of an
+        # alert from the first in line and a silence made on one holds on all.
+        gossip = (
+            f"--cluster.listen-address=127.0.0.1:{port[f'{name}-cluster']}",
+            f"--cluster.advertise-address=127.0.0.1:{port[f'{name}-cluster']}",
+            *(
+                f"--cluster.peer=127.0.0.1:{port[f'{peer}-cluster']}"
+                for peer in cluster
+                if peer != name
+            ),
+        )
+    return Component(
+        name,
+        port[name],
+        (
+            find_binary("alertmanager"),
+            f"--config.file={state / 'alertmanager' / 'alertmanager.yml'}",
+            f"--storage.path={state / name / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port[name]}",
+            f"--web.external-url=http://127.0.0.1:{port[name]}",
+            f"--web.config.file={state / 'alertmanager' / 'web.yml'}",
+            *gossip,
+        ),
+        "/-/ready",
+        password_secret=PASSWORDS["alertmanager"],
+    )
+
+
+def _victoriametrics(
+    state: Path, port: dict[str, int], retention: str, scrape_interval: str
+) -> Component:
+    # Prometheus' password guards the same data here; read from the file, never on the command
+    # line (the pid files and `ps` show command lines).
+    return Component(
+        "victoriametrics",
+        port["victoriametrics"],
+        (
+            find_binary("victoriametrics"),
+            f"-httpListenAddr=127.0.0.1:{port['victoriametrics']}",
+            f"-storageDataPath={state / 'victoriametrics' / 'data'}",
+            f"-retentionPeriod={retention}",
+            f"-dedup.minScrapeInterval={scrape_interval}",
+            f"-httpAuth.username={USERNAME}",
+            f"-httpAuth.password=file://{state / 'secrets' / PASSWORDS['prometheus'].lower()}",
+        ),
+        "/health",
+        password_secret=PASSWORDS["prometheus"],
+    )
 
 
 def _exporter(name: str, module: str, port: int) -> Component:

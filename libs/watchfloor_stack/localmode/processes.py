@@ -30,7 +30,9 @@ def _start_time(pid: int) -> str | None:
     except OSError:
         return None
     # Field 22 (starttime); the command name in field 2 may hold spaces, so split after ')'.
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    # A killed process nobody has reaped yet (state Z) is gone, not running.
+    return None if fields[0] == "Z" else fields[19]
 
 
 class ProcessTable:
@@ -92,7 +94,7 @@ class ProcessTable:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(entry.pid, signal.SIGKILL)
             time.sleep(0.1)
-            _reap(entry.pid)
+        _reap(entry.pid)
         self._pid_file(name).unlink(missing_ok=True)
         return True
 
