@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from testcontainers.compose import DockerCompose
 
 from watchfloor_stack.compose import webauth
 from watchfloor_stack.compose.compose_file import load
@@ -81,3 +84,31 @@ def prepare_env(
         f"{k}='{v}'\n" if k.endswith("_BCRYPT") else f"{k}={v}\n" for k, v in env.items()
     ))  # fmt: skip
     return env
+
+
+@contextmanager
+def compose_up(
+    files: list[str], env_file: Path, project: str, *, hup: tuple[str, ...] = ()
+) -> Iterator[list[str]]:
+    """`docker compose up --build --wait` as project `project` (so a developer's stack is left
+    alone), SIGHUP to `hup` and kibana-setup as `make up` does; yields the compose command and
+    always takes the project down with its volumes."""
+    previous = os.environ.get("COMPOSE_PROJECT_NAME")
+    os.environ["COMPOSE_PROJECT_NAME"] = project  # beats the file's `name:`
+    compose = DockerCompose(REPO, compose_file_name=files, build=True, wait=True,
+                            env_file=str(env_file))  # fmt: skip
+    try:
+        compose.start()
+        base = list(compose.compose_command_property)
+        if hup:
+            subprocess.run([*base, "kill", "--signal", "SIGHUP", *hup], cwd=REPO, check=True,
+                           timeout=120)  # fmt: skip
+        subprocess.run([*base, "run", "--rm", "kibana-setup"], cwd=REPO, check=True, timeout=600)
+        yield base
+    finally:
+        subprocess.run([*compose.compose_command_property, "--profile", "setup", "down",
+                        "--volumes", "--remove-orphans"], cwd=REPO, check=False, timeout=600)  # fmt: skip
+        if previous is None:
+            os.environ.pop("COMPOSE_PROJECT_NAME", None)
+        else:
+            os.environ["COMPOSE_PROJECT_NAME"] = previous

@@ -22,9 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
-from testcontainers.compose import DockerCompose
 
-from tests.e2e.conftest import COMPOSE_FILE, REPO, prepare_env
+from tests.e2e.conftest import COMPOSE_FILE, REPO, compose_up, prepare_env
 from watchfloor_stack.compose.compose_file import load, memory_bytes
 from watchfloor_stack.compose.dotenv import parse
 
@@ -81,22 +80,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         return
     env_file = tmp_path_factory.mktemp("stack") / ".env"
     env = prepare_env(env_file, PORT_OFFSET)
-    previous = os.environ.get("COMPOSE_PROJECT_NAME")
-    os.environ["COMPOSE_PROJECT_NAME"] = PROJECT  # beats the file's `name:`
-    compose = DockerCompose(REPO, compose_file_name=COMPOSE_FILE.name, build=True, wait=True,
-                            env_file=str(env_file))  # fmt: skip
-    try:
-        compose.start()
-        base = compose.compose_command_property
-        subprocess.run([*base, "run", "--rm", "kibana-setup"], cwd=REPO, check=True, timeout=600)
-        yield Stack(list(base), env, env_file)
-    finally:
-        subprocess.run([*compose.compose_command_property, "--profile", "setup", "down",
-                        "--volumes", "--remove-orphans"], cwd=REPO, check=False, timeout=300)  # fmt: skip
-        if previous is None:
-            os.environ.pop("COMPOSE_PROJECT_NAME", None)
-        else:
-            os.environ["COMPOSE_PROJECT_NAME"] = previous
+    with compose_up([COMPOSE_FILE.name], env_file, PROJECT) as base:
+        yield Stack(base, env, env_file)
 
 
 def test_our_resolution_of_the_compose_file_matches_docker_compose(stack: Stack):

@@ -11,7 +11,6 @@ with every host port moved by 21000, and `down --volumes` removes it afterwards.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -24,10 +23,9 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from testcontainers.compose import DockerCompose
 
 from tests.compose_merge import PROFILES, load_profile
-from tests.e2e.conftest import REPO, prepare_env
+from tests.e2e.conftest import compose_up, prepare_env
 from tests.e2e.test_compose_stack import Stack
 from watchfloor_stack.compose.compose_file import memory_bytes
 
@@ -58,25 +56,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # What `make up-scale` does first. Tail sampling keeps only what its rules keep: a dropped
     # trace is dropped for certain.
     env = prepare_env(env_file, PORT_OFFSET, {"JAEGER_TAIL_SAMPLING_PERCENT": "0"})
-    previous = os.environ.get("COMPOSE_PROJECT_NAME")
-    os.environ["COMPOSE_PROJECT_NAME"] = PROJECT  # beats the file's `name:`
-    compose = DockerCompose(REPO, compose_file_name=[p.name for p in FILES], build=True,
-                            wait=True, env_file=str(env_file))  # fmt: skip
-    try:
-        compose.start()
-        base = compose.compose_command_property
-        servers = ["prometheus", "prometheus-b", "alertmanager", "alertmanager-2", "alertmanager-3"]
-        subprocess.run([*base, "kill", "--signal", "SIGHUP", *servers], cwd=REPO, check=True,
-                       timeout=120)  # fmt: skip
-        subprocess.run([*base, "run", "--rm", "kibana-setup"], cwd=REPO, check=True, timeout=600)
-        yield Stack(list(base), env, env_file)
-    finally:
-        subprocess.run([*compose.compose_command_property, "--profile", "setup", "down",
-                        "--volumes", "--remove-orphans"], cwd=REPO, check=False, timeout=600)  # fmt: skip
-        if previous is None:
-            os.environ.pop("COMPOSE_PROJECT_NAME", None)
-        else:
-            os.environ["COMPOSE_PROJECT_NAME"] = previous
+    servers = ("prometheus", "prometheus-b", "alertmanager", "alertmanager-2", "alertmanager-3")
+    with compose_up([p.name for p in FILES], env_file, PROJECT, hup=servers) as base:
+        yield Stack(base, env, env_file)
 
 
 def _es(stack: Stack, path: str, **kwargs: Any) -> Any:
