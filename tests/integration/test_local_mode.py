@@ -48,6 +48,22 @@ def test_every_catalog_metric_has_series_in_prometheus(local_stack: LocalStack):
     assert not missing, f"no series in Prometheus for {missing}"
 
 
+def test_catalog_labels_survive_the_scrape(local_stack: LocalStack):
+    # A metric label named like a target label would be stored as exported_<name>.
+    selector = '{__name__=~"(trading|pipeline)_.+"}'
+    deadline = time.monotonic() + 90
+    labels: list[str] = []
+    while "pipeline_job" not in labels and time.monotonic() < deadline:
+        response = local_stack.get("prometheus", "/api/v1/labels", params={"match[]": selector})
+        labels = response.json()["data"]
+        if "pipeline_job" not in labels:
+            time.sleep(1)
+    assert "pipeline_job" in labels, labels
+    assert [label for label in labels if label.startswith("exported_")] == []
+    runs = local_stack.query('pipeline_runs_total{job="pipeline-exporter"}')
+    assert runs and all(r["metric"]["pipeline_job"] for r in runs), runs
+
+
 def test_exporters_own_metrics_and_scrape_health(local_stack: LocalStack):
     for job in ("trading-exporter", "pipeline-exporter", "node-exporter", "pushgateway"):
         assert local_stack.query(f'up{{job="{job}"}} == 1'), job

@@ -184,7 +184,9 @@ def test_broker_calls():
 
 
 def test_pipeline_runs():
+    # The helpers take the job as `job=`; the series label it `pipeline_job` (Prometheus owns `job`).
     job = {"pipeline": "eod-e", "job": "load"}
+    labels = {"pipeline": "eod-e", "pipeline_job": "load"}
 
     def run() -> None:
         pipeline.record_run_started(**job)
@@ -195,23 +197,24 @@ def test_pipeline_runs():
 
     assert moved(
         run,
-        ("pipeline_runs_total", {**job, "status": "started"}),
-        ("pipeline_runs_total", {**job, "status": "success"}),
-        ("pipeline_run_duration_seconds_sum", {**job, "status": "success"}),
-        ("pipeline_records_processed_total", job),
-        ("pipeline_record_errors_total", job),
+        ("pipeline_runs_total", {**labels, "status": "started"}),
+        ("pipeline_runs_total", {**labels, "status": "success"}),
+        ("pipeline_run_duration_seconds_sum", {**labels, "status": "success"}),
+        ("pipeline_records_processed_total", labels),
+        ("pipeline_record_errors_total", labels),
     ) == [1, 1, 42, 1000, 3]
-    assert value("pipeline_last_success_timestamp_seconds", **job) == 1_700_000_100
+    assert value("pipeline_last_success_timestamp_seconds", **labels) == 1_700_000_100
 
 
 def test_a_failed_run_leaves_the_last_success_alone():
     job = {"pipeline": "eod-f", "job": "load"}
+    labels = {"pipeline": "eod-f", "pipeline_job": "load"}
     pipeline.record_run(**job, status="success", duration_seconds=1, finished_at=100)
     assert moved(
         lambda: pipeline.record_run(**job, status="failure", duration_seconds=5, finished_at=200),
-        ("pipeline_runs_total", {**job, "status": "failure"}),
+        ("pipeline_runs_total", {**labels, "status": "failure"}),
     ) == [1]
-    assert value("pipeline_last_success_timestamp_seconds", **job) == 100
+    assert value("pipeline_last_success_timestamp_seconds", **labels) == 100
 
 
 def test_pipeline_data_quality_api_and_cost():
@@ -277,10 +280,9 @@ def test_bad_values_raise_value_error_with_the_reason_in_strict_mode(strict, cal
 
 
 def test_rejected_calls_leave_no_partial_update_in_strict_mode(strict):
-    job = {"pipeline": "partial", "job": "j"}
     with pytest.raises(ValueError, match="status must be one of"):
-        pipeline.record_run(**job, status="started", duration_seconds=1)
-    assert value("pipeline_runs_total", **job, status="started") == 0
+        pipeline.record_run(pipeline="partial", job="j", status="started", duration_seconds=1)
+    assert value("pipeline_runs_total", pipeline="partial", pipeline_job="j", status="started") == 0
     fill = {"strategy": "partial", "symbol": "X", "side": "buy"}
     with pytest.raises(ValueError, match="non-negative"):
         trading.record_fill(**fill, venue="v", quantity=-1)

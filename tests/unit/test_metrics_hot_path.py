@@ -141,12 +141,13 @@ def test_bad_amounts_are_dropped_the_rest_of_the_call_lands():
 
 def test_a_run_status_is_checked_once_for_both_of_its_metrics():
     job = {"pipeline": "hot", "job": "j"}
+    labels = {"pipeline": "hot", "pipeline_job": "j"}
     pipeline.record_run(**job, status="SUCCESS", duration_seconds=2, finished_at=100.0)
-    assert sample("pipeline_runs_total", **job, status="success") == 1
-    assert sample("pipeline_last_success_timestamp_seconds", **job) == 100.0
+    assert sample("pipeline_runs_total", **labels, status="success") == 1
+    assert sample("pipeline_last_success_timestamp_seconds", **labels) == 100.0
     pipeline.record_run(**job, status="started", duration_seconds=2)
-    assert sample("pipeline_runs_total", **job, status="started") is None  # not a second start
-    assert sample("pipeline_runs_total", **job, status=OVERFLOW) == 1
+    assert sample("pipeline_runs_total", **labels, status="started") is None  # not a second start
+    assert sample("pipeline_runs_total", **labels, status=OVERFLOW) == 1
 
 
 def test_slippage_without_a_sign_or_an_arrival_is_nan_and_not_recorded():

@@ -17,19 +17,23 @@ from watchfloor_exporters.common.events import (
 )
 from watchfloor_exporters.common.ingest import register_tags
 
+# The event field stays `job` (the API); the metrics label it `pipeline_job`, since Prometheus sets
+# `job` to the scrape job on every series it scrapes.
+JobName = Annotated[Name, Field(description="recorded as the pipeline_job label")]
+
 
 class RunStarted(Event):
     type: Literal["run_started"]
     run_id: Name
     pipeline: Name
-    job: Name
+    job: JobName
 
 
 class RunFinished(Event):
     type: Literal["run_finished"]
     run_id: Name
     pipeline: Name
-    job: Name
+    job: JobName
     status: Literal["success", "failure", "cancelled"]
     records: Count = 0
     errors: Count = 0

@@ -1,10 +1,14 @@
 """The data-pipeline metric catalog: runs, freshness, quality, external APIs, cost.
 
-Labels pipeline, job, dataset, api and resource are capped by the cardinality guard; status (a run's
-status, or the HTTP code 100..599 of an API call), dimension and result are closed sets, checked
-once per new label combination (`input_errors`: folded or `__overflow__`, never raised outside
-strict mode; a quality score outside 0..1 is dropped). Quality thresholds (seed 000):
-completeness 0.8, consistency 0.9, validation pass rate 95%. docs/metrics.md describes every
+A run's job is labelled `pipeline_job`, not `job`: Prometheus sets `job` (and `instance`, `service`,
+`component`) on every series it scrapes, so a metric's own `job` would be renamed `exported_job`.
+The helpers still take it as `job=`, the name callers and the exporter's events use.
+
+Labels pipeline, pipeline_job, dataset, api and resource are capped by the cardinality guard;
+status (a run's status, or the HTTP code 100..599 of an API call), dimension and result are closed
+sets, checked once per new label combination (`input_errors`: folded or `__overflow__`, never
+raised outside strict mode; a quality score outside 0..1 is dropped). Quality thresholds (seed
+000): completeness 0.8, consistency 0.9, validation pass rate 95%. docs/metrics.md describes every
 label. The cardinality guard also bounds series per metric and in total, and removes idle ones
 (`cardinality`); the last-success and freshness series are kept while there is room, since their
 staleness is what alerts watch.
@@ -31,45 +35,45 @@ RUN_DURATION = Family(
     Histogram(
         "pipeline_run_duration_seconds",
         "Duration of finished pipeline runs by outcome (success, failure, cancelled).",
-        ["pipeline", "job", "status"],
+        ["pipeline", "pipeline_job", "status"],
         buckets=RUN_BUCKETS,
     ),
-    capped=("pipeline", "job"),
+    capped=("pipeline", "pipeline_job"),
     closed={"status": FINISHED_STATUSES},
 )
 RUNS = Family(
     Counter(
         "pipeline_runs_total",
         "Pipeline runs by status (started, success, failure, cancelled).",
-        ["pipeline", "job", "status"],
+        ["pipeline", "pipeline_job", "status"],
     ),
-    capped=("pipeline", "job"),
+    capped=("pipeline", "pipeline_job"),
     closed={"status": RUN_STATUSES},
 )
 LAST_SUCCESS = Family(
     Gauge(
         "pipeline_last_success_timestamp_seconds",
         "Unix time the job last finished successfully.",
-        ["pipeline", "job"],
+        ["pipeline", "pipeline_job"],
     ),
-    capped=("pipeline", "job"),
+    capped=("pipeline", "pipeline_job"),
     keep_idle=True,
 )
 RECORDS = Family(
     Counter(
         "pipeline_records_processed_total",
         "Records a job processed successfully.",
-        ["pipeline", "job"],
+        ["pipeline", "pipeline_job"],
     ),
-    capped=("pipeline", "job"),
+    capped=("pipeline", "pipeline_job"),
 )
 RECORD_ERRORS = Family(
     Counter(
         "pipeline_record_errors_total",
         "Records a job failed to process.",
-        ["pipeline", "job"],
+        ["pipeline", "pipeline_job"],
     ),
-    capped=("pipeline", "job"),
+    capped=("pipeline", "pipeline_job"),
 )
 FRESHNESS = Family(
     Gauge(

@@ -186,7 +186,7 @@ def pipelines() -> db.Dashboard:
         ))
         .with_panel(series(
             "Time since last success", "s",
-            (f"time() - pipeline_last_success_timestamp_seconds{{{sel}}}", "{{pipeline}}/{{job}}"),
+            (f"time() - max by (pipeline, pipeline_job) (pipeline_last_success_timestamp_seconds{{{sel}}})", "{{pipeline}}/{{pipeline_job}}"),
         ))
         .with_panel(series(
             "Data freshness", "s",

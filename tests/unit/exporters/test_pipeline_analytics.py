@@ -29,7 +29,7 @@ async def test_run_duration_from_its_start_and_last_success(pipeline):
               records=1000, errors=2, cost_usd=0.5, datasets=["pa-prices"],
               data_timestamp=later(-600).isoformat()),
     ])  # fmt: skip
-    labels = dict(pipeline="pa-eod", job="load")
+    labels = dict(pipeline="pa-eod", pipeline_job="load")  # the event's `job`
     assert sample("pipeline_run_duration_seconds_sum", **labels, status="success") == pytest.approx(
         90
     )
@@ -54,7 +54,7 @@ async def test_failed_run_does_not_refresh_freshness(pipeline):
               duration_seconds=5, datasets=["pa-fresh"]),
     ])  # fmt: skip
     assert sample("pipeline_data_freshness_seconds", dataset="pa-fresh") == pytest.approx(50, abs=5)
-    assert sample("pipeline_runs_total", pipeline="pa-f", job="j", status="failure") == 1
+    assert sample("pipeline_runs_total", pipeline="pa-f", pipeline_job="j", status="failure") == 1
 
 
 async def test_quality_and_validation(pipeline):
