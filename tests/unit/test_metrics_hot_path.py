@@ -19,6 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 
 import watchfloor.metrics
 from watchfloor.metrics import OVERFLOW, cardinality, input_errors, pipeline, render, trading
@@ -137,6 +140,23 @@ def test_bad_amounts_are_dropped_the_rest_of_the_call_lands():
     assert errors("trading_filled_quantity", "out_of_range") == before + 1
     pipeline.record_cost(pipeline="hot", resource="api", usd=-2)
     assert sample("pipeline_cost_usd_total", pipeline="hot", resource="api") is None
+
+
+def test_a_negative_duration_and_a_nan_gauge_are_dropped_and_counted():
+    """A histogram without negative buckets would get a negative _sum (invalid OpenMetrics), a
+    NaN P&L would turn every sum over it into NaN: both are counted, neither lands."""
+    labels = {"strategy": "hot", "symbol": "NEGDUR", "venue": "v", "side": "buy",
+              "order_type": "limit"}  # fmt: skip
+    before = errors("trading_order_execution_duration_seconds", "out_of_range")
+    trading.record_order(**{**ORDER, **labels}, duration_seconds=-1e-18)
+    assert sample("trading_order_execution_duration_seconds_count", **labels) is None
+    assert errors("trading_order_execution_duration_seconds", "out_of_range") == before + 1
+    before = errors("trading_strategy_pnl", "not_finite")
+    trading.set_pnl(strategy="hot-nan", currency="USD", realized=math.nan, unrealized=1.0)
+    pnl = {"strategy": "hot-nan", "currency": "USD"}
+    assert sample("trading_strategy_pnl", **pnl, kind="realized") is None
+    assert sample("trading_strategy_pnl", **pnl, kind="unrealized") == 1.0
+    assert errors("trading_strategy_pnl", "not_finite") == before + 1
 
 
 def test_a_run_status_is_checked_once_for_both_of_its_metrics():
@@ -258,5 +278,7 @@ def test_no_helper_raises_for_any_input(data: st.DataObject):
     helper = data.draw(st.sampled_from(list(HELPERS)))
     arguments = {name: data.draw(ANY, label=name) for name in HELPERS[helper]}
     helper(**arguments)
-    render(None)  # the registry still renders, in both formats
-    render("application/openmetrics-text; version=1.0.0")
+    render(None)  # the registry still renders, in both formats, and stays valid OpenMetrics
+    body, _ = render("application/openmetrics-text; version=1.0.0")
+    for _family in openmetrics_families(body.decode()):
+        pass

@@ -162,6 +162,10 @@ class Family(Generic[M]):
         self.keep_idle = keep_idle
         # Exposition lines per series: buckets (with +Inf), _count and _sum for a histogram.
         self.weight = len(metric._upper_bounds) + 2 if isinstance(metric, Histogram) else 1
+        # A histogram without negative buckets measures a magnitude (a duration, a size): a
+        # negative observation is a caller's bug, and would make _sum negative, which OpenMetrics
+        # parsers refuse ("Counter-like samples cannot be negative").
+        self._non_negative = isinstance(metric, Histogram) and metric._upper_bounds[0] >= 0
         self._series: dict[tuple[str, ...], _Series] = {}
         # Per capped label: value -> how many live series use it.
         self._values: dict[int, dict[str, int]] = {i: {} for i in self._capped}
@@ -173,14 +177,7 @@ class Family(Generic[M]):
     # handler must not run under the lock every update takes.
 
     def inc(self, values: tuple[object, ...], amount: object = 1.0) -> None:
-        checked = input_errors.number(self.name, amount)
-        if checked is not None and checked < 0:
-            input_errors.report(
-                self.name,
-                input_errors.OUT_OF_RANGE,
-                f"{self.name}: the amount must be non-negative, got {checked}",
-            )
-            checked = None
+        checked = self._not_negative(input_errors.number(self.name, amount), "the amount")
         key = self._key(values)
         if checked is None:
             return
@@ -199,11 +196,20 @@ class Family(Generic[M]):
         self, values: tuple[object, ...], amount: object, exemplar: dict[str, str] | None = None
     ) -> None:
         checked = input_errors.number(self.name, amount)
+        if self._non_negative:
+            checked = self._not_negative(checked, "the observation")
         key = self._key(values)
         if checked is None:
             return
         with GUARD.lock:
             self._child(key).observe(checked, exemplar)
+
+    def _not_negative(self, checked: float | None, what: str) -> float | None:
+        if checked is not None and checked < 0:
+            detail = f"{self.name}: {what} must be non-negative, got {checked}"
+            input_errors.report(self.name, input_errors.OUT_OF_RANGE, detail)
+            return None
+        return checked
 
     def set_function(self, values: tuple[object, ...], function: Callable[[], float]) -> None:
         key = self._key(values)

@@ -90,8 +90,10 @@ def number(metric: str, value: object, what: str = "the amount") -> float | None
 
 
 def gauge_value(metric: str, value: object) -> float | None:
-    """A gauge takes any float (NaN included, as before); only a non-number is dropped."""
-    return _as_float(metric, value, "the value")
+    """A gauge's value: a finite float, or None (reported). Every gauge of the catalog holds an
+    amount (P&L, a position, a backlog): a NaN or infinity there is a caller's bug, and would
+    turn every sum over it into NaN on the dashboards."""
+    return number(metric, value, "the value")
 
 
 def ratio(metric: str, value: object, what: str) -> float | None:

@@ -77,7 +77,10 @@ def promtool_check(text: str, per_family: int = 300) -> None:
     """
     kept: list[str] = []
     seen: set[str] = set()
-    for line in text.splitlines():
+    # Split on newlines only: a label value may hold \x85 or \u2028, which splitlines() splits on.
+    for line in text.split("\n"):
+        if not line:
+            continue
         if line.startswith("#"):
             if line.startswith("# HELP "):
                 seen = set()
