@@ -351,11 +351,19 @@ def test_prometheus_scrapes_both_exporters(exporters, tmp_path: Path):
                 break
             time.sleep(0.5)
         assert set(healthy) == set(exporters), active
+        # A target reports up before its scrape's own series are committed: ask until they are.
         for name in exporters:
-            samples = httpx.get(
-                f"{api}/query", params={"query": f'scrape_samples_scraped{{job="{name}"}}'}
-            ).json()
-            assert float(samples["data"]["result"][0]["value"][1]) > 100, name
+            result: list[Any] = []
+            while not result and time.monotonic() < deadline + 15:
+                query = {"query": f'scrape_samples_scraped{{job="{name}"}}'}
+                result = httpx.get(f"{api}/query", params=query).json()["data"]["result"]
+                if not result:
+                    time.sleep(0.5)
+            assert result, f"no scrape_samples_scraped for {name}"
+            # Whole: as many samples as the exposition has now (the earlier tests grew it).
+            page = httpx.get(f"{exporters[name].url}/metrics", timeout=10).text
+            lines = sum(1 for line in page.split("\n") if line and not line.startswith("#"))
+            assert float(result[0]["value"][1]) >= 0.9 * lines, (name, lines)
     finally:
         stop(process)
 
