@@ -202,6 +202,7 @@ def service_venv(request, tmp_path_factory: pytest.TempPathFactory, wheels) -> P
 def test_a_service_outside_the_repository_ships_every_line_with_its_ids(
     service_venv: Path, tmp_path: Path
 ):
+    _OtlpSink.exports = 0
     shutil.copy(REPO / "docs" / "examples" / "first_service.py", tmp_path)
     sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OtlpSink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
@@ -236,6 +237,11 @@ def test_a_service_outside_the_repository_ships_every_line_with_its_ids(
             routed = httpx.post(f"{base}/orders/AAPL", params={"quantity": 5}, timeout=5)
             failed = httpx.get(f"{base}/fail", timeout=5)
             metrics = httpx.get(f"{base}/metrics", timeout=5)
+            # The batch processor exports within OTEL_BSP_SCHEDULE_DELAY; seen while running,
+            # not left to the exit flush.
+            exported = time.monotonic() + 15
+            while not _OtlpSink.exports and time.monotonic() < exported:
+                time.sleep(0.1)
         finally:
             server.terminate()  # uvicorn's shutdown runs the library's flush
             server.wait(timeout=30)
@@ -259,7 +265,9 @@ def test_a_service_outside_the_repository_ships_every_line_with_its_ids(
     assert own[0]["correlation"]["id"] == routed.headers["x-correlation-id"]
     assert errors[0]["correlation"]["id"] == failed.headers["x-correlation-id"]
     assert errors[0]["error"]["message"] == "venue connection lost"
-    assert _OtlpSink.exports >= 1, "no span export reached the OTLP endpoint"
+    assert _OtlpSink.exports >= 1, (
+        "no span export reached the OTLP endpoint:\n" + (tmp_path / "stderr.log").read_text()
+    )
     # Nothing plain-text on stderr: every line the process wrote is ECS JSON.
     for line in (tmp_path / "stderr.log").read_text().splitlines():
         json.loads(line)
