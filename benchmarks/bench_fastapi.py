@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fastapi import FastAPI
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -39,9 +38,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, DEFAULT_ON, Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind, TraceState
-from opentelemetry.util.types import Attributes
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, DEFAULT_ON
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 
@@ -57,6 +54,7 @@ from _measure import (
     report_measurement,
 )
 from watchfloor.fastapi import instrument_app
+from watchfloor.tracing.setup import AdjustableSampler
 
 REQUESTS = 300  # per app and round: ~30-60 ms
 BUDGET = Budget(max_rounds=300, max_seconds=90)
@@ -69,31 +67,6 @@ class CountingExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.spans += len(spans)
         return SpanExportResult.SUCCESS
-
-
-class SwitchableSampler(Sampler):
-    """Samples as `delegate` says. The SDK caches one tracer per instrumentation scope, so both
-    instrument_app apps share theirs: each arm sets the delegate before its block instead."""
-
-    def __init__(self) -> None:
-        self.delegate: Sampler = DEFAULT_ON
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        return self.delegate.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
-
-    def get_description(self) -> str:
-        return f"Switchable{{{self.delegate.get_description()}}}"
 
 
 def make_app() -> FastAPI:
@@ -175,7 +148,9 @@ FIGURES = [
 
 
 def main() -> int:
-    sampler = SwitchableSampler()
+    # The library's own swappable sampler: the SDK caches one tracer per instrumentation scope,
+    # so both instrument_app arms share theirs and each arm sets the delegate before its block.
+    sampler = AdjustableSampler(DEFAULT_ON)
     provider = TracerProvider(sampler=sampler)
     exporter = CountingExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -200,7 +175,7 @@ def main() -> int:
 
 
 def _arm(
-    loop: asyncio.AbstractEventLoop, app: FastAPI, sampler: SwitchableSampler, *, sampled: bool
+    loop: asyncio.AbstractEventLoop, app: FastAPI, sampler: AdjustableSampler, *, sampled: bool
 ) -> Callable[[], Block]:
     def run() -> Block:
         sampler.delegate = DEFAULT_ON if sampled else ALWAYS_OFF
