@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
+import httpx
 import pytest
 from testcontainers.compose import DockerCompose
 
@@ -19,6 +22,7 @@ from watchfloor_stack.compose import webauth
 from watchfloor_stack.compose.compose_file import load
 from watchfloor_stack.compose.dotenv import ensure_env, parse
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.monitoring.yml"
 # The images the Compose stack pins (its defaults), so both suites test the same versions.
@@ -112,3 +116,18 @@ def compose_up(
             os.environ.pop("COMPOSE_PROJECT_NAME", None)
         else:
             os.environ["COMPOSE_PROJECT_NAME"] = previous
+
+
+def eventually(what: str, check: Callable[[], T | None], timeout: float) -> T:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+            last = result
+        except (httpx.HTTPError, KeyError, ValueError, IndexError) as exc:
+            last = exc
+        time.sleep(2)
+    raise AssertionError(f"{what} within {timeout:.0f} s; last: {last!r}")

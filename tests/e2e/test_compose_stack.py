@@ -16,14 +16,14 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import COMPOSE_FILE, REPO, compose_up, prepare_env
+from tests.e2e.conftest import COMPOSE_FILE, REPO, compose_up, eventually, prepare_env
 from watchfloor_stack.compose.compose_file import load, memory_bytes
 from watchfloor_stack.compose.dotenv import parse
 
@@ -54,21 +54,6 @@ class Stack:
     def auth(self, user: str = "elastic") -> tuple[str, str]:
         passwords = {"elastic": "ELASTIC_PASSWORD", "admin": "GRAFANA_ADMIN_PASSWORD"}
         return (user, self.env[passwords[user]])
-
-
-def _eventually(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-            last = result
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
-            last = exc
-        time.sleep(2)
-    raise AssertionError(f"{what} within {timeout:.0f} s; last: {last!r}")
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +123,7 @@ def test_a_log_line_from_watchfloor_logging_is_searchable_within_30_seconds(
         hits: list[dict[str, Any]] = response.json()["hits"]["hits"]
         return hits
 
-    hits = _eventually(
+    hits = eventually(
         "the log line in Elasticsearch", found, timeout=30 - (time.monotonic() - sent)
     )
     assert hits[0]["_index"].startswith(".ds-logs-watchfloor.logs-default-")
@@ -154,7 +139,7 @@ def test_a_span_from_watchfloor_tracing_is_in_jaegers_api(stack: Stack):
         pass
     shutdown_tracing(timeout=10)
     url = stack.url("JAEGER_UI_PORT", f"/api/traces?service={service}")
-    traces = _eventually("the span in Jaeger", lambda: httpx.get(url).json()["data"], 60)
+    traces = eventually("the span in Jaeger", lambda: httpx.get(url).json()["data"], 60)
     assert traces[0]["spans"][0]["operationName"] == "order.submit"
 
 
@@ -171,7 +156,7 @@ def test_every_grafana_datasource_reports_healthy(stack: Stack):
         def healthy(health_url: str = health_url) -> bool:
             return httpx.get(health_url, auth=auth).json().get("status") == "OK"
 
-        assert _eventually(f"datasource {datasource['uid']} healthy", healthy, 60)
+        assert eventually(f"datasource {datasource['uid']} healthy", healthy, 60)
     dashboards = httpx.get(f"{url}/api/search", params={"type": "dash-db"}, auth=auth).json()
     assert len(dashboards) == 7
 
@@ -188,7 +173,7 @@ def test_every_prometheus_target_is_up(stack: Stack):
             raise ValueError(down)
         return len(targets) == 12  # 11 jobs + cadvisor
 
-    assert _eventually("every Prometheus target up", all_up, 120)
+    assert eventually("every Prometheus target up", all_up, 120)
 
 
 def test_prometheus_alertmanager_and_pushgateway_refuse_anonymous_requests(stack: Stack):
@@ -202,7 +187,7 @@ def test_prometheus_alertmanager_and_pushgateway_refuse_anonymous_requests(stack
 
 def test_alertmanager_has_the_watchdog(stack: Stack):
     url = stack.url("ALERTMANAGER_PORT", "/api/v2/alerts")
-    alerts = _eventually(
+    alerts = eventually(
         "Watchdog in Alertmanager",
         lambda: [
             a
@@ -254,7 +239,7 @@ def test_pushgateway_keeps_pushed_metrics_across_a_restart(stack: Stack):
     assert pushed.status_code == 200, pushed.text
     # Graceful stop: Pushgateway writes its persistence file on shutdown, then starts from it.
     stack.compose("restart", "pushgateway")
-    _eventually("Pushgateway ready after the restart",
+    eventually("Pushgateway ready after the restart",
                 lambda: httpx.get(f"{url}/-/ready", auth=auth).status_code == 200, 60)  # fmt: skip
     assert f"{marker}_total 42" in httpx.get(f"{url}/metrics", auth=auth).text
     files = stack.compose("exec", "-T", "pushgateway", "ls", "-ln", "/pushgateway").stdout
@@ -279,7 +264,7 @@ def test_a_second_make_up_applies_a_changed_receiver(stack: Stack):
                                                  f"WATCHFLOOR_SLACK_WEBHOOK_URL={hook}\n"))  # fmt: skip
         stack.compose("up", "-d", "--wait", "--wait-timeout", "300")
         stack.compose("kill", "--signal", "SIGHUP", "prometheus", "alertmanager")
-        _eventually("the Slack receiver in Alertmanager's running config",
+        eventually("the Slack receiver in Alertmanager's running config",
                     lambda: "slack_configs" in _alertmanager_config(stack), 60)  # fmt: skip
     finally:
         stack.env_file.write_text(before)
@@ -301,13 +286,13 @@ def test_a_mapping_rejection_raises_the_dead_letter_queue_alert(stack: Stack):
         return float(result["data"]["result"][0]["value"][1])
 
     baseline = dlq_bytes()
-    _eventually("the refused event in the dead-letter queue", lambda: dlq_bytes() > baseline, 120)
+    eventually("the refused event in the dead-letter queue", lambda: dlq_bytes() > baseline, 120)
 
     def rejected() -> list[dict[str, Any]]:
         alerts = httpx.get(f"{prometheus}/api/v1/alerts", auth=auth).json()["data"]["alerts"]
         return [a for a in alerts if a["labels"]["alertname"] == "LogstashEventsRejected"]
 
-    assert _eventually("LogstashEventsRejected in Prometheus", rejected, 120)
+    assert eventually("LogstashEventsRejected in Prometheus", rejected, 120)
 
 
 def test_cadvisor_reports_each_services_memory_against_its_limit(stack: Stack):
@@ -321,4 +306,4 @@ def test_cadvisor_reports_each_services_memory_against_its_limit(stack: Stack):
         return float(result[0]["value"][1])
 
     expected = memory_bytes(load(COMPOSE_FILE, stack.env)["services"]["elasticsearch"]["mem_limit"])
-    assert _eventually("Elasticsearch's limit from cAdvisor", lambda: limit() == expected, 120)
+    assert eventually("Elasticsearch's limit from cAdvisor", lambda: limit() == expected, 120)

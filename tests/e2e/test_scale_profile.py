@@ -15,39 +15,22 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.compose_merge import PROFILES, load_profile
-from tests.e2e.conftest import compose_up, prepare_env
+from tests.e2e.conftest import compose_up, eventually, prepare_env
 from tests.e2e.test_compose_stack import Stack
 from watchfloor_stack.compose.compose_file import memory_bytes
 
 PROJECT = "watchfloor-scale-e2e"
 PORT_OFFSET = 21000
 FILES = PROFILES["scale"]
-T = TypeVar("T")
-
-
-def eventually(what: str, check: Callable[[], T | None], timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-            last = result
-        except (httpx.HTTPError, KeyError, ValueError, IndexError) as exc:
-            last = exc
-        time.sleep(2)
-    raise AssertionError(f"{what} within {timeout:.0f} s; last: {last!r}")
 
 
 @pytest.fixture(scope="module")
