@@ -14,6 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from watchfloor.metrics import input_errors
+
 _EXPORTER = InMemorySpanExporter()
 
 
@@ -31,3 +33,12 @@ def spans(_global_provider: InMemorySpanExporter) -> Iterator[InMemorySpanExport
     _global_provider.clear()
     yield _global_provider
     _global_provider.clear()
+
+
+@pytest.fixture
+def strict() -> Iterator[None]:
+    """Metric helpers raise on bad values for the test's duration (the library's strict mode)."""
+    before = input_errors.is_strict()
+    input_errors.set_strict(True)
+    yield
+    input_errors.set_strict(before)

@@ -12,7 +12,6 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from watchfloor.metrics import (
     OVERFLOW,
     cardinality,
-    input_errors,
     render,
     set_label_limit,
     trading,
@@ -25,14 +24,6 @@ def limit() -> Iterator[None]:
     cardinality.reset()
     yield
     cardinality.reset()
-
-
-@pytest.fixture
-def strict() -> Iterator[None]:
-    before = input_errors.is_strict()
-    input_errors.set_strict(True)
-    yield
-    input_errors.set_strict(before)
 
 
 def overflow(metric: str) -> float:

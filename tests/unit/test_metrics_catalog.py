@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 import watchfloor.metrics
-from watchfloor.metrics import cardinality, input_errors, pipeline, render, trading
+from watchfloor.metrics import cardinality, pipeline, render, trading
 
 ORDER = dict(strategy="cat-a", symbol="AAPL", venue="XNAS", side="buy", order_type="limit")
 
@@ -24,14 +24,6 @@ def _admit_everything() -> Iterator[None]:
     """Values other tests pushed into the guard must not fold this module's labels."""
     cardinality.reset()
     yield
-
-
-@pytest.fixture
-def strict() -> Iterator[None]:
-    before = input_errors.is_strict()
-    input_errors.set_strict(True)
-    yield
-    input_errors.set_strict(before)
 
 
 def value(name: str, **labels: str) -> float:

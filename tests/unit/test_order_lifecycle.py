@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from watchfloor.correlation import correlation_scope
 from watchfloor.logging import DATASET_ERRORS, DATASET_TRADING
-from watchfloor.metrics import cardinality, input_errors
+from watchfloor.metrics import cardinality
 from watchfloor.tracing import OrderTrace
 from watchfloor.trading import OrderLifecycle
 
@@ -28,14 +28,6 @@ def _admit_everything() -> Iterator[None]:
     """Values other tests pushed into the cardinality guard must not fold this module's labels."""
     cardinality.reset()
     yield
-
-
-@pytest.fixture
-def strict() -> Iterator[None]:
-    before = input_errors.is_strict()
-    input_errors.set_strict(True)
-    yield
-    input_errors.set_strict(before)
 
 
 def value(name: str, **labels: str) -> float:
